@@ -1,0 +1,177 @@
+'use strict';
+
+// Real redis-server processes for the tests: each on a free loopback port,
+// stopped by pid when the test file ends (also when it fails). No mocks.
+
+const { spawn } = require('node:child_process');
+const fs = require('node:fs');
+const net = require('node:net');
+const os = require('node:os');
+const path = require('node:path');
+
+const running = new Set();
+process.on('exit', () => {
+  for (const child of running) {
+    try {
+      process.kill(child.pid, 'SIGKILL');
+    } catch {}
+  }
+});
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** Starts redis-server on `port` (a free one by default) with extra args. */
+async function startRedis({ port, args = [] } = {}) {
+  port = port ?? (await freePort());
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fluxor-redis-'));
+  const child = spawn(
+    'redis-server',
+    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--protected-mode', 'no', ...args],
+    { stdio: 'ignore' },
+  );
+  running.add(child);
+  const exited = new Promise((r) => child.once('exit', r));
+  const server = {
+    port,
+    pid: child.pid,
+    dir,
+    url: `redis://127.0.0.1:${port}`,
+    /** Stops the server by pid and waits for it to exit. */
+    async stop(signal = 'SIGTERM') {
+      if (child.exitCode === null && child.signalCode === null) {
+        process.kill(child.pid, signal);
+        await exited;
+      }
+      running.delete(child);
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+    raw: () => rawClient(port),
+  };
+  for (let i = 0; i < 100; i++) {
+    if (child.exitCode !== null) throw new Error(`redis-server on port ${port} exited with ${child.exitCode}`);
+    try {
+      const c = await rawClient(port);
+      const pong = await c.cmd('PING').catch((err) => err.message);
+      c.close();
+      // A server that asks for AUTH is up too.
+      if (pong === 'PONG' || /^NOAUTH/.test(pong)) return server;
+    } catch {}
+    await sleep(50);
+  }
+  await server.stop('SIGKILL');
+  throw new Error(`redis-server on port ${port} did not start`);
+}
+
+/** A minimal RESP2 client over a raw socket, to read what the module wrote. */
+function rawClient(port, host = '127.0.0.1') {
+  return new Promise((resolve, reject) => {
+    const sock = net.connect(port, host);
+    let buf = Buffer.alloc(0);
+    const waiting = [];
+    sock.on('data', (chunk) => {
+      buf = Buffer.concat([buf, chunk]);
+      for (;;) {
+        const parsed = parse(buf, 0);
+        if (!parsed) break;
+        buf = buf.subarray(parsed.end);
+        const w = waiting.shift();
+        if (parsed.value instanceof Error) w.reject(parsed.value);
+        else w.resolve(parsed.value);
+      }
+    });
+    sock.on('error', (err) => {
+      for (const w of waiting.splice(0)) w.reject(err);
+      reject(err);
+    });
+    sock.once('connect', () =>
+      resolve({
+        cmd(...args) {
+          return new Promise((res, rej) => {
+            waiting.push({ resolve: res, reject: rej });
+            let out = `*${args.length}\r\n`;
+            const parts = [];
+            for (const a of args) {
+              const b = Buffer.isBuffer(a) ? a : Buffer.from(String(a));
+              parts.push(Buffer.from(`$${b.length}\r\n`), b, Buffer.from('\r\n'));
+            }
+            sock.write(Buffer.concat([Buffer.from(out), ...parts]));
+          });
+        },
+        close() {
+          sock.destroy();
+        },
+      }),
+    );
+  });
+}
+
+function parse(buf, at) {
+  const eol = buf.indexOf('\r\n', at);
+  if (eol < 0) return null;
+  const type = String.fromCharCode(buf[at]);
+  const line = buf.toString('utf8', at + 1, eol);
+  const next = eol + 2;
+  switch (type) {
+    case '+':
+      return { value: line, end: next };
+    case '-':
+      return { value: new Error(line), end: next };
+    case ':':
+      return { value: Number(line), end: next };
+    case '$': {
+      const len = Number(line);
+      if (len < 0) return { value: null, end: next };
+      if (buf.length < next + len + 2) return null;
+      return { value: buf.toString('utf8', next, next + len), end: next + len + 2 };
+    }
+    case '*': {
+      const n = Number(line);
+      if (n < 0) return { value: null, end: next };
+      const items = [];
+      let pos = next;
+      for (let i = 0; i < n; i++) {
+        const item = parse(buf, pos);
+        if (!item) return null;
+        items.push(item.value);
+        pos = item.end;
+      }
+      return { value: items, end: pos };
+    }
+    default:
+      throw new Error(`bad RESP type ${type}`);
+  }
+}
+
+/** Runs `code` (a CommonJS script) in a child Node process. */
+function runNode(code, { env = {}, timeout = 20000 } = {}) {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ['-e', code], {
+      cwd: path.join(__dirname, '..'),
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeout);
+    child.on('exit', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, stdout, stderr });
+    });
+  });
+}
+
+module.exports = { startRedis, rawClient, freePort, runNode, sleep };

@@ -1,0 +1,102 @@
+'use strict';
+
+// initialize / disconnect, events, and the process lifetime.
+
+const test = require('node:test');
+const assert = require('node:assert/strict');
+const CacheModule = require('..');
+const { startRedis, freePort, runNode } = require('./harness');
+
+let server;
+test.before(async () => {
+  server = await startRedis();
+});
+test.after(() => server.stop());
+
+const options = () => ({ host: '127.0.0.1', port: server.port, keyPrefix: 'life:' });
+
+test('initialize resolves the instance, emits connect and ready, and is harmless twice', async () => {
+  const cache = new CacheModule(options());
+  const events = [];
+  for (const e of ['connect', 'ready', 'end']) cache.on(e, () => events.push(e));
+  const [a, b] = await Promise.all([cache.initialize(), cache.initialize()]);
+  assert.equal(a, cache);
+  assert.equal(b, cache);
+  assert.equal(await cache.initialize(), cache);
+  assert.deepEqual(events, ['connect', 'ready']);
+  await cache.disconnect();
+  await cache.disconnect();
+  assert.deepEqual(events, ['connect', 'ready', 'end']);
+});
+
+test('methods before initialize and after disconnect reject with ERR_NOT_CONNECTED', async () => {
+  const cache = new CacheModule(options());
+  await assert.rejects(cache.get('k'), { code: 'ERR_NOT_CONNECTED' });
+  await assert.rejects(cache.set('k', 1), { code: 'ERR_NOT_CONNECTED' });
+  await assert.rejects(cache.mget(['a', 'b']), { code: 'ERR_NOT_CONNECTED' });
+  await cache.initialize();
+  await cache.disconnect();
+  for (const call of [cache.get('k'), cache.del('k'), cache.exists('k'), cache.ttl('k'), cache.expire('k', 1), cache.mset({ a: 1 })]) {
+    await assert.rejects(call, { code: 'ERR_NOT_CONNECTED' });
+  }
+});
+
+test('a get with a fallback returns the fallback when not connected', async () => {
+  const cache = new CacheModule(options());
+  assert.equal(await cache.get('k', { fallback: 'fb' }), 'fb');
+  assert.equal(await cache.get('k', { fallback: async () => 'fn' }), 'fn');
+});
+
+test('initialize against a closed port rejects with ERR_CONNECTION naming host:port', async () => {
+  const port = await freePort();
+  const cache = new CacheModule({ host: '127.0.0.1', port, connectTimeout: 2000 });
+  await assert.rejects(cache.initialize(), (err) => err.code === 'ERR_CONNECTION' && err.message.includes(`127.0.0.1:${port}`));
+  // A later initialize can still succeed elsewhere; this one stays unconnected.
+  await assert.rejects(cache.get('k'), { code: 'ERR_NOT_CONNECTED' });
+});
+
+test('operations queued before disconnect are still answered', async () => {
+  const cache = new CacheModule(options());
+  await cache.initialize();
+  const pending = [cache.set('q:1', 1), cache.set('q:2', 2), cache.get('q:1')];
+  await cache.disconnect();
+  assert.deepEqual(await Promise.all(pending), [true, true, 1]);
+});
+
+test('a child process connects, works, disconnects and exits by itself, printing nothing', async () => {
+  const code = `
+    const C = require('.');
+    (async () => {
+      const c = new C({ host: '127.0.0.1', port: ${server.port}, keyPrefix: 'child:' });
+      await c.initialize();
+      await c.set('k', { ok: true });
+      await c.get('k');
+      await c.get('missing', { fallback: 1 });
+      await c.set('bad', undefined).catch(() => {});
+      await c.disconnect();
+    })();`;
+  const out = await runNode(code, { timeout: 15000 });
+  assert.equal(out.signal, null, 'the child had to be killed: it did not exit by itself');
+  assert.equal(out.code, 0);
+  assert.equal(out.stdout, '');
+  assert.equal(out.stderr, '');
+});
+
+test('an idle connection does not keep the process alive, even without disconnect', async () => {
+  const code = `
+    const C = require('.');
+    new C({ host: '127.0.0.1', port: ${server.port} }).initialize().then((c) => c.set('idle', 1));`;
+  const out = await runNode(code, { timeout: 15000 });
+  assert.equal(out.signal, null, 'the child had to be killed: it did not exit by itself');
+  assert.equal(out.code, 0, out.stderr);
+});
+
+test('a pending command keeps the process alive until it is answered', async () => {
+  const code = `
+    const C = require('.');
+    const c = new C({ host: '127.0.0.1', port: ${server.port}, keyPrefix: 'child:' });
+    c.initialize().then(() => c.set('late', 'v')).then(() => c.get('late')).then((v) => process.stdout.write(String(v)));`;
+  const out = await runNode(code, { timeout: 15000 });
+  assert.equal(out.code, 0, out.stderr);
+  assert.equal(out.stdout, 'v');
+});

@@ -1,0 +1,94 @@
+'use strict';
+
+// `npm run demo`: the seed README's Usage block, step by step, printing what
+// each step returns. Server: REDIS_URL, else localhost:6379 when something
+// answers there, else a throwaway redis-server started (and stopped) here.
+// The demo writes only under its own keyPrefix, 'fluxor-demo:'.
+
+const net = require('node:net');
+const CacheModule = require('..');
+const { startRedis } = require('../__test__/harness');
+
+function answers(port, host) {
+  return new Promise((resolve) => {
+    const sock = net.connect(port, host);
+    sock.setTimeout(500);
+    sock.once('connect', () => sock.write('PING\r\n'));
+    sock.once('data', (d) => {
+      sock.destroy();
+      resolve(/^(\+PONG|-NOAUTH)/.test(d.toString()));
+    });
+    sock.once('timeout', () => (sock.destroy(), resolve(false)));
+    sock.once('error', () => resolve(false));
+  });
+}
+
+async function target() {
+  if (process.env.REDIS_URL) return { options: { url: process.env.REDIS_URL }, where: process.env.REDIS_URL };
+  if (await answers(6379, '127.0.0.1')) return { options: { host: 'localhost', port: 6379 }, where: 'localhost:6379' };
+  const server = await startRedis();
+  return { options: { host: '127.0.0.1', port: server.port }, where: `a throwaway redis-server on 127.0.0.1:${server.port}`, server };
+}
+
+const show = (label, value) => console.log(`${label.padEnd(52)} → ${JSON.stringify(value)}`);
+
+// Stand-ins for names the README snippet leaves to the reader.
+const userId = 123;
+const productId = 'sku-42';
+async function fetchAllProducts() {
+  return [1, 2, 3].map((id) => ({ id, name: `Product ${id}`, price: id * 10 }));
+}
+
+async function main() {
+  const { options, where, server } = await target();
+  console.log(`@fluxor/cache-module demo against ${where}\n`);
+  try {
+    // Initialize cache
+    const cache = new CacheModule({
+      host: 'localhost',
+      port: 6379,
+      keyPrefix: 'fluxor-demo:',
+      defaultTTL: 3600,
+      ...options,
+    });
+    show('await cache.initialize()', (await cache.initialize()) === cache ? 'the cache instance' : '?');
+
+    // Basic operations
+    show("await cache.set('user:123', {...})", await cache.set('user:123', { name: 'John', email: 'john@example.com' }));
+    const user = await cache.get('user:123');
+    show("await cache.get('user:123')", user);
+
+    // Using TTL
+    show("await cache.set('session:abc', {userId: 123}, {ttl: 1800})", await cache.set('session:abc', { userId: 123 }, { ttl: 1800 }));
+    show("await cache.ttl('session:abc')", await cache.ttl('session:abc'));
+
+    // Batch operations
+    show(
+      'await cache.mset({product:1, product:2})',
+      await cache.mset({
+        'product:1': { name: 'Product 1', price: 99.99 },
+        'product:2': { name: 'Product 2', price: 149.99 },
+      }),
+    );
+    const products = await cache.mget(['product:1', 'product:2']);
+    show("await cache.mget(['product:1', 'product:2'])", products);
+
+    // Error handling: fallbacks
+    show("await cache.get('key', {fallback: 'default'})", await cache.get('key', { fallback: 'default' }));
+    show("await cache.get('key', {fallback: async () => ...})", await cache.get('key', { fallback: async () => ({ from: 'database' }) }));
+
+    show("await cache.del('user:123')", await cache.del('user:123'));
+    show("await cache.exists('user:123')", await cache.exists('user:123'));
+
+    await cache.disconnect();
+    show('await cache.disconnect()', undefined);
+    void userId, void productId, void fetchAllProducts;
+  } finally {
+    if (server) await server.stop();
+  }
+}
+
+main().catch((err) => {
+  console.error(`demo failed: ${err.code ?? ''} ${err.message}`);
+  process.exitCode = 1;
+});

@@ -1,0 +1,242 @@
+'use strict';
+
+// The JS face of @fluxor/cache-module: argument checks and JSON on the JS
+// thread (V8 does the encoding), events and the reconnect schedule, over the
+// Rust engine in binding.js. See README "Architecture".
+
+const { EventEmitter } = require('node:events');
+const { CacheEngine } = require('./binding.js');
+const { cacheError, typeError, rangeError, describe } = require('./lib/errors');
+const { toKey, encode, decode, ttlArg, tagsArg, optionsArg, entriesOf } = require('./lib/args');
+const { Batcher } = require('./lib/batch');
+
+const same = (reply) => reply;
+const decodeList = (replies) => replies.map(decode);
+const defaultRetryStrategy = (times) => Math.min(times * 50, 2000);
+
+class CacheModule extends EventEmitter {
+  #engine;
+  #batch;
+  #retryStrategy;
+  #state = 'idle'; // idle | connecting | ready | reconnecting | end | closed
+  #connecting = null;
+  #reconnectTimer = null;
+
+  constructor(options = {}) {
+    super();
+    if (options === null || typeof options !== 'object' || Array.isArray(options)) {
+      throw typeError(`options must be an object, got ${describe(options)}`);
+    }
+    const { retryStrategy = defaultRetryStrategy, ...data } = options;
+    if (typeof retryStrategy !== 'function') {
+      throw typeError(`options.retryStrategy must be a function, got ${describe(retryStrategy)}`);
+    }
+    let json;
+    try {
+      // Non-finite numbers become strings so the engine can name them.
+      json = JSON.stringify(data, (_, v) => (typeof v === 'number' && !Number.isFinite(v) ? String(v) : v));
+    } catch (err) {
+      throw typeError(`options must hold plain data: ${err.message}`);
+    }
+    this.#engine = new CacheEngine(json);
+    this.#retryStrategy = retryStrategy;
+    this.#batch = new Batcher(this.#engine, (err) => {
+      if (err.code === 'ERR_CONNECTION') this.#connectionLost(err);
+    });
+  }
+
+  /** The prefix of every stored key. */
+  get keyPrefix() {
+    return this.#engine.keyPrefix;
+  }
+
+  // ---- connection -------------------------------------------------------
+
+  async initialize() {
+    if (this.#state === 'ready') return this;
+    if (this.#connecting) return this.#connecting;
+    this.#cancelReconnect();
+    this.#state = 'connecting';
+    this.#connecting = this.#engine.connect().then((err) => {
+      this.#connecting = null;
+      if (this.#state !== 'connecting') throw cacheError('ERR_NOT_CONNECTED', 'disconnect() was called while connecting');
+      if (err) {
+        this.#state = 'idle';
+        throw err;
+      }
+      this.#ready();
+      return this;
+    });
+    return this.#connecting;
+  }
+
+  async disconnect() {
+    if (this.#state === 'closed' || this.#state === 'idle') {
+      this.#state = this.#state === 'idle' ? 'idle' : 'closed';
+      return;
+    }
+    this.#cancelReconnect();
+    this.#state = 'closed';
+    // What was already asked for is still answered.
+    await this.#batch.drain();
+    this.#engine.disconnect();
+    this.emit('end');
+  }
+
+  #ready() {
+    this.#state = 'ready';
+    this.emit('connect');
+    this.emit('ready');
+  }
+
+  /** An 'error' event without a listener is dropped, never thrown. */
+  #emitError(err) {
+    if (this.listenerCount('error') > 0) this.emit('error', err);
+  }
+
+  #connectionLost(err) {
+    if (this.#state !== 'ready') return;
+    this.#state = 'reconnecting';
+    this.#emitError(err);
+    this.#scheduleReconnect(1);
+  }
+
+  #scheduleReconnect(times) {
+    let delay;
+    try {
+      delay = this.#retryStrategy(times);
+    } catch (err) {
+      this.#emitError(err);
+    }
+    if (typeof delay !== 'number' || !(delay >= 0)) {
+      // The strategy gave up: commands keep rejecting with ERR_CONNECTION
+      // until initialize() is called again.
+      this.#state = 'end';
+      this.emit('end');
+      return;
+    }
+    this.emit('reconnecting', delay);
+    this.#reconnectTimer = setTimeout(async () => {
+      this.#reconnectTimer = null;
+      const err = await this.#engine.connect();
+      if (this.#state !== 'reconnecting') {
+        if (this.#state === 'closed') this.#engine.disconnect();
+        return;
+      }
+      if (err) {
+        this.#emitError(err);
+        this.#scheduleReconnect(times + 1);
+      } else {
+        this.#ready();
+      }
+    }, delay);
+    // Reconnecting alone does not keep the process alive.
+    this.#reconnectTimer.unref();
+  }
+
+  #cancelReconnect() {
+    if (this.#reconnectTimer) clearTimeout(this.#reconnectTimer);
+    this.#reconnectTimer = null;
+  }
+
+  // ---- the hot path -------------------------------------------------------
+
+  get(key, options) {
+    let k;
+    try {
+      k = toKey(key);
+      options = optionsArg(options);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    const reply = this.#batch.run(decode, 'get', k);
+    return options.fallback === undefined ? reply : withFallback(reply, options.fallback);
+  }
+
+  set(key, value, options) {
+    try {
+      const k = toKey(key);
+      const json = encode(value);
+      const o = optionsArg(options);
+      return this.#batch.run(same, 'set', k, json, ttlArg(o.ttl, 'options.ttl'), tagsArg(o.tags));
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  del(key) {
+    return this.#keyOp('del', key);
+  }
+
+  exists(key) {
+    return this.#keyOp('exists', key);
+  }
+
+  ttl(key) {
+    return this.#keyOp('ttl', key);
+  }
+
+  expire(key, ttl) {
+    try {
+      const k = toKey(key);
+      if (ttl === undefined) throw typeError('ttl (seconds) is required');
+      return this.#batch.run(same, 'expire', k, ttlArg(ttl));
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  mget(keys) {
+    try {
+      if (!Array.isArray(keys)) throw typeError(`keys must be an array, got ${describe(keys)}`);
+      if (keys.length === 0) return Promise.resolve([]);
+      const args = ['mget', String(keys.length)];
+      for (let i = 0; i < keys.length; i++) args.push(toKey(keys[i], `keys[${i}]`));
+      return this.#batch.run(decodeList, ...args);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  mset(pairs, options) {
+    try {
+      const o = optionsArg(options);
+      const args = ['mset', ttlArg(o.ttl, 'options.ttl'), tagsArg(o.tags), ''];
+      // Every key and value is checked before anything is queued.
+      for (const [key, value] of entriesOf(pairs, 'pairs')) {
+        const k = toKey(key, 'a key of pairs');
+        args.push(k, encode(value, `the value of ${JSON.stringify(k)}`));
+      }
+      const n = (args.length - 4) / 2;
+      if (n === 0) return Promise.resolve(true);
+      args[3] = String(n);
+      return this.#batch.run(same, ...args);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  #keyOp(op, key) {
+    try {
+      return this.#batch.run(same, op, toKey(key));
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+}
+
+/** On a miss or a cache error, the fallback (a function is called once). */
+async function withFallback(reply, fallback) {
+  let value = null;
+  try {
+    value = await reply;
+  } catch (err) {
+    if (err.code === 'ERR_INVALID_ARG') throw err;
+  }
+  if (value !== null) return value;
+  return typeof fallback === 'function' ? fallback() : fallback;
+}
+
+module.exports = CacheModule;
+module.exports.CacheModule = CacheModule;
+module.exports.default = CacheModule;

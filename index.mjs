@@ -1,0 +1,4 @@
+import CacheModule from './index.js';
+
+export { CacheModule };
+export default CacheModule;

@@ -1,0 +1,111 @@
+//! Key prefixing, the reserved namespaces, glob escaping and TTL arguments.
+
+use crate::error::{CacheError, Result};
+
+/// Every name the module keeps for itself starts, after keyPrefix, with this
+/// segment: tag indexes, locks and fencing counters. User keys may not start
+/// with it, and invalidation never removes what lies under it.
+pub const RESERVED: &str = "__fluxor__:";
+
+#[derive(Clone)]
+pub struct Codec {
+  prefix: String,
+}
+
+impl Codec {
+  pub fn new(prefix: &str) -> Self {
+    Codec { prefix: prefix.to_string() }
+  }
+
+  pub fn prefix(&self) -> &str {
+    &self.prefix
+  }
+
+  /// The stored name of a user key.
+  pub fn key(&self, key: &str) -> Result<Vec<u8>> {
+    if key.is_empty() {
+      return Err(CacheError::type_error("key must be a non-empty string"));
+    }
+    if key.starts_with(RESERVED) {
+      return Err(CacheError::type_error(format!("key {key:?} lies in the reserved namespace {RESERVED:?}")));
+    }
+    Ok(self.join("", key))
+  }
+
+  /// The index of the keys set with `tag`.
+  pub fn tag_index(&self, tag: &str) -> Vec<u8> {
+    self.join("tag:", tag)
+  }
+
+  pub fn lock_key(&self, key: &str) -> Vec<u8> {
+    self.join("lock:", key)
+  }
+
+  pub fn fence_key(&self, key: &str) -> Vec<u8> {
+    self.join("fence:", key)
+  }
+
+  /// The user's name of a stored key, or None for a reserved or foreign one.
+  pub fn user_key<'a>(&self, stored: &'a [u8]) -> Option<&'a [u8]> {
+    let rest = stored.strip_prefix(self.prefix.as_bytes())?;
+    (!rest.starts_with(RESERVED.as_bytes())).then_some(rest)
+  }
+
+  /// A SCAN MATCH pattern: the escaped prefix followed by `glob` as given.
+  pub fn scan_pattern(&self, glob: &str) -> Vec<u8> {
+    let mut out = escape_glob(&self.prefix).into_bytes();
+    out.extend_from_slice(glob.as_bytes());
+    out
+  }
+
+  fn join(&self, namespace: &str, name: &str) -> Vec<u8> {
+    let reserved = if namespace.is_empty() { "" } else { RESERVED };
+    let mut out = Vec::with_capacity(self.prefix.len() + reserved.len() + namespace.len() + name.len());
+    out.extend_from_slice(self.prefix.as_bytes());
+    out.extend_from_slice(reserved.as_bytes());
+    out.extend_from_slice(namespace.as_bytes());
+    out.extend_from_slice(name.as_bytes());
+    out
+  }
+}
+
+/// Escapes Redis glob metacharacters so that `s` matches only itself.
+pub fn escape_glob(s: &str) -> String {
+  let mut out = String::with_capacity(s.len());
+  for c in s.chars() {
+    if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+      out.push('\\');
+    }
+    out.push(c);
+  }
+  out
+}
+
+/// Parses a TTL argument in milliseconds as the JS face sends it.
+pub fn parse_ms(s: &str) -> Result<u64> {
+  s.parse::<u64>().map_err(|_| CacheError::range_error(format!("ttl must be 0 or more milliseconds, got {s:?}")))
+}
+
+#[cfg(test)]
+mod tests {
+  use super::*;
+
+  #[test]
+  fn prefixes_and_reserves() {
+    let c = Codec::new("app:");
+    assert_eq!(c.key("user:1").unwrap(), b"app:user:1");
+    assert!(c.key("").is_err());
+    assert!(c.key("__fluxor__:tag:x").is_err());
+    assert_eq!(c.tag_index("t"), b"app:__fluxor__:tag:t");
+    assert_eq!(c.lock_key("r"), b"app:__fluxor__:lock:r");
+    assert_eq!(c.user_key(b"app:user:1"), Some(&b"user:1"[..]));
+    assert_eq!(c.user_key(b"app:__fluxor__:lock:r"), None);
+    assert_eq!(c.user_key(b"other:user:1"), None);
+  }
+
+  #[test]
+  fn escapes_globs() {
+    assert_eq!(escape_glob(r"a*b?[c]\d"), r"a\*b\?\[c\]\\d");
+    assert_eq!(Codec::new("p*:").scan_pattern("x*"), b"p\\*:x*");
+  }
+}

@@ -1,0 +1,110 @@
+//! Error codes of the JS API and the mapping from redis-rs errors to them.
+
+use std::fmt;
+
+/// The `code` every rejection carries (SPEC "Errors").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Code {
+  NotConnected,
+  Connection,
+  Timeout,
+  Auth,
+  LockNotAcquired,
+  UnknownPattern,
+  UnknownStrategy,
+  InvalidArg,
+  Redis,
+}
+
+impl Code {
+  pub fn as_str(self) -> &'static str {
+    match self {
+      Code::NotConnected => "ERR_NOT_CONNECTED",
+      Code::Connection => "ERR_CONNECTION",
+      Code::Timeout => "ERR_TIMEOUT",
+      Code::Auth => "ERR_AUTH",
+      Code::LockNotAcquired => "ERR_LOCK_NOT_ACQUIRED",
+      Code::UnknownPattern => "ERR_UNKNOWN_PATTERN",
+      Code::UnknownStrategy => "ERR_UNKNOWN_STRATEGY",
+      Code::InvalidArg => "ERR_INVALID_ARG",
+      Code::Redis => "ERR_REDIS",
+    }
+  }
+}
+
+/// What a bad argument is: a wrong type or a value out of range. The JS face
+/// turns these into `TypeError` / `RangeError`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ArgKind {
+  Type,
+  Range,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CacheError {
+  pub code: Code,
+  pub message: String,
+  /// Set for `ERR_INVALID_ARG` only.
+  pub arg: Option<ArgKind>,
+}
+
+pub type Result<T> = std::result::Result<T, CacheError>;
+
+impl CacheError {
+  pub fn new(code: Code, message: impl Into<String>) -> Self {
+    CacheError { code, message: message.into(), arg: None }
+  }
+
+  pub fn type_error(message: impl Into<String>) -> Self {
+    CacheError { code: Code::InvalidArg, message: message.into(), arg: Some(ArgKind::Type) }
+  }
+
+  pub fn range_error(message: impl Into<String>) -> Self {
+    CacheError { code: Code::InvalidArg, message: message.into(), arg: Some(ArgKind::Range) }
+  }
+
+  pub fn not_connected() -> Self {
+    CacheError::new(Code::NotConnected, "not connected: call initialize() first (or the cache was disconnected)")
+  }
+
+  pub fn timeout(what: &str, ms: u64) -> Self {
+    CacheError::new(Code::Timeout, format!("{what} timed out after {ms} ms"))
+  }
+
+  /// Maps a redis-rs error; `addr` names the server for connection failures.
+  pub fn from_redis(err: &redis::RedisError, addr: &str) -> Self {
+    use redis::ErrorKind;
+    let code = match err.kind() {
+      ErrorKind::AuthenticationFailed => Code::Auth,
+      ErrorKind::Server(redis::ServerErrorKind::NoPerm) => Code::Redis,
+      ErrorKind::Io | ErrorKind::ClusterConnectionNotFound => Code::Connection,
+      _ if err.is_timeout() => Code::Timeout,
+      _ if err.is_connection_dropped() || err.is_connection_refusal() => Code::Connection,
+      _ => {
+        // Servers answer a bad AUTH with WRONGPASS or NOAUTH replies.
+        let text = err.to_string();
+        if text.contains("WRONGPASS") || text.contains("NOAUTH") || text.contains("invalid password") {
+          Code::Auth
+        } else {
+          Code::Redis
+        }
+      }
+    };
+    let message = match code {
+      Code::Connection | Code::Auth | Code::Timeout => format!("{addr}: {err}"),
+      _ => err.to_string(),
+    };
+    CacheError::new(code, message)
+  }
+
+  /// Whether the connection that produced this error must be replaced.
+  pub fn is_connection_lost(&self) -> bool {
+    self.code == Code::Connection
+  }
+}
+
+impl fmt::Display for CacheError {
+  fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    write!(f, "{}: {}", self.code.as_str(), self.message)
+  }
+}

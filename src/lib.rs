@@ -1,0 +1,140 @@
+//! The napi binding: argument checks, napi types and error mapping over the
+//! engine. The JS face (index.js) wraps `CacheEngine` into `CacheModule`.
+//!
+//! Native promises never reject: they resolve to a value or to an `Error`
+//! built here with its `code` (and TypeError/RangeError class for bad
+//! arguments), which the JS face throws. That keeps one error mapping for
+//! every method and for each operation inside a batch.
+
+mod codec;
+mod connection;
+mod engine;
+mod error;
+mod ops;
+mod options;
+mod stats;
+
+use std::ptr;
+use std::sync::Arc;
+
+use napi::bindgen_prelude::{Null, ToNapiValue, TypeName};
+use napi::{sys, Env, Status, ValueType};
+use napi_derive::napi;
+
+use crate::engine::Engine;
+use crate::error::{ArgKind, CacheError};
+use crate::ops::Reply;
+use crate::options::Options;
+
+#[napi_derive::module_init]
+fn init() {
+  // One worker: the JS thread does the encoding, so a second worker mostly
+  // adds wake-ups (see README "Architecture").
+  let rt = tokio::runtime::Builder::new_multi_thread()
+    .worker_threads(1)
+    .enable_all()
+    .build()
+    .expect("the tokio runtime starts");
+  napi::bindgen_prelude::create_custom_tokio_runtime(rt);
+}
+
+#[napi]
+pub struct CacheEngine {
+  engine: Arc<Engine>,
+}
+
+#[napi]
+impl CacheEngine {
+  /// `options`: the constructor options as JSON text, without functions.
+  #[napi(constructor)]
+  pub fn new(env: Env, options: String) -> napi::Result<Self> {
+    let opts = Options::parse(&options, |name| std::env::var(name).ok()).map_err(|e| throw(&env, &e))?;
+    Ok(CacheEngine { engine: Arc::new(Engine::new(opts)) })
+  }
+
+  #[napi(getter)]
+  pub fn key_prefix(&self) -> String {
+    self.engine.opts.key_prefix.clone()
+  }
+
+  /// `host:port` of the server (the seed nodes in cluster mode).
+  #[napi(getter)]
+  pub fn address(&self) -> String {
+    self.engine.addr()
+  }
+
+  #[napi(getter)]
+  pub fn connected(&self) -> bool {
+    self.engine.is_connected()
+  }
+
+  /// Connects (or reconnects) and PINGs. Resolves null, or the Error.
+  #[napi(ts_return_type = "Promise<null | Error>")]
+  pub async fn connect(&self) -> Reply {
+    match self.engine.connect().await {
+      Ok(()) => Reply::Nil,
+      Err(e) => Reply::Err(e),
+    }
+  }
+
+  /// Runs a batch of hot-path operations (see src/ops.rs for the wire
+  /// format); one result or Error per operation.
+  #[napi(ts_return_type = "Promise<Array<null | boolean | number | string | Array<string | null> | Error>>")]
+  pub async fn exec(&self, ops: Vec<String>) -> Vec<Reply> {
+    self.engine.exec(ops).await
+  }
+
+  #[napi]
+  pub fn disconnect(&self) {
+    self.engine.disconnect();
+  }
+}
+
+/// Throws `err` into JS as the right Error class with its `code`.
+fn throw(env: &Env, err: &CacheError) -> napi::Error {
+  let code = Some(err.code.as_str());
+  let _ = match err.arg {
+    Some(ArgKind::Type) => env.throw_type_error(&err.message, code),
+    Some(ArgKind::Range) => env.throw_range_error(&err.message, code),
+    None => env.throw_error(&err.message, code),
+  };
+  napi::Error::from_status(Status::PendingException)
+}
+
+/// Builds the JS Error for `err`, with its `code`.
+unsafe fn create_error(env: sys::napi_env, err: CacheError) -> napi::Result<sys::napi_value> {
+  let code = String::to_napi_value(env, err.code.as_str().to_string())?;
+  let msg = String::to_napi_value(env, err.message)?;
+  let mut out = ptr::null_mut();
+  let create = match err.arg {
+    Some(ArgKind::Type) => sys::napi_create_type_error,
+    Some(ArgKind::Range) => sys::napi_create_range_error,
+    None => sys::napi_create_error,
+  };
+  napi::check_status!(create(env, code, msg, &mut out))?;
+  Ok(out)
+}
+
+impl TypeName for Reply {
+  fn type_name() -> &'static str {
+    "Reply"
+  }
+
+  fn value_type() -> ValueType {
+    ValueType::Unknown
+  }
+}
+
+impl ToNapiValue for Reply {
+  unsafe fn to_napi_value(env: sys::napi_env, val: Self) -> napi::Result<sys::napi_value> {
+    match val {
+      Reply::Nil => Null::to_napi_value(env, Null),
+      Reply::Bool(b) => bool::to_napi_value(env, b),
+      Reply::Int(i) => i64::to_napi_value(env, i),
+      Reply::Str(s) => String::to_napi_value(env, s),
+      Reply::List(items) => Vec::<Option<String>>::to_napi_value(env, items),
+      Reply::Err(e) => create_error(env, e),
+    }
+  }
+}
+

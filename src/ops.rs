@@ -1,0 +1,268 @@
+//! The hot-path operations (get, set, del, exists, expire, ttl, mget, mset):
+//! how a batch arrives from JS, which commands each becomes, and what each
+//! resolves to.
+//!
+//! The JS face queues operations and sends them as one flat array of strings
+//! per batch (values are JSON text made by V8): an opcode, then its
+//! arguments. `mget` and `mset` carry their own count.
+//!
+//!   get key | del key | exists key | ttl key
+//!   set key json ttl tags | expire key ttl
+//!   mget n key.. | mset ttl tags n (key json)..
+//!
+//! `ttl` is whole milliseconds ("" = defaultTTL, "0" = no expiry); `tags` is a
+//! JSON array of strings or "".
+
+use redis::{Cmd, Value};
+
+use crate::codec::{parse_ms, Codec};
+use crate::error::{CacheError, Code, Result};
+use crate::stats::{add, Stats};
+
+/// What one operation resolves to in JS.
+pub enum Reply {
+  Nil,
+  Bool(bool),
+  Int(i64),
+  Str(String),
+  List(Vec<Option<String>>),
+  Err(CacheError),
+}
+
+pub enum Op {
+  Get(Vec<u8>),
+  Set { entries: Vec<(Vec<u8>, String)>, ttl_ms: u64, tags: Vec<String> },
+  Del(Vec<u8>),
+  Exists(Vec<u8>),
+  Expire(Vec<u8>, u64),
+  Ttl(Vec<u8>),
+  MGet(Vec<Vec<u8>>),
+}
+
+/// Reads operations off the flat wire array.
+pub struct Wire<'a> {
+  args: &'a [String],
+  pos: usize,
+}
+
+impl<'a> Wire<'a> {
+  pub fn new(args: &'a [String]) -> Self {
+    Wire { args, pos: 0 }
+  }
+
+  pub fn is_done(&self) -> bool {
+    self.pos >= self.args.len()
+  }
+
+  fn take(&mut self, n: usize) -> Result<&'a [String]> {
+    let end = self.pos.checked_add(n).filter(|end| *end <= self.args.len()).ok_or_else(malformed)?;
+    let out = &self.args[self.pos..end];
+    self.pos = end;
+    Ok(out)
+  }
+
+  fn count(&mut self) -> Result<usize> {
+    self.take(1)?[0].parse().map_err(|_| malformed())
+  }
+
+  /// The next operation. The outer error means the batch itself is malformed
+  /// (a bug in the JS face); the inner one is a bad argument of this
+  /// operation alone, whose arguments are still consumed.
+  pub fn next_op(&mut self, codec: &Codec, default_ttl_ms: u64) -> Result<Result<Op>> {
+    let opcode = self.take(1)?[0].as_str();
+    Ok(match opcode {
+      "get" => codec.key(&self.take(1)?[0]).map(Op::Get),
+      "del" => codec.key(&self.take(1)?[0]).map(Op::Del),
+      "exists" => codec.key(&self.take(1)?[0]).map(Op::Exists),
+      "ttl" => codec.key(&self.take(1)?[0]).map(Op::Ttl),
+      "expire" => {
+        let a = self.take(2)?;
+        (|| Ok(Op::Expire(codec.key(&a[0])?, parse_ms(&a[1])?)))()
+      }
+      "set" => {
+        let a = self.take(4)?;
+        (|| {
+          let entries = vec![(codec.key(&a[0])?, a[1].clone())];
+          Ok(Op::Set { entries, ttl_ms: ttl_or(&a[2], default_ttl_ms)?, tags: parse_tags(&a[3])? })
+        })()
+      }
+      "mget" => {
+        let n = self.count()?;
+        let keys = self.take(n)?;
+        if n == 0 {
+          Err(CacheError::range_error("mget needs at least one key"))
+        } else {
+          keys.iter().map(|k| codec.key(k)).collect::<Result<_>>().map(Op::MGet)
+        }
+      }
+      "mset" => {
+        let head = self.take(2)?;
+        let n = self.count()?;
+        let pairs = self.take(n.checked_mul(2).ok_or_else(malformed)?)?;
+        (|| {
+          if n == 0 {
+            return Err(CacheError::range_error("mset needs at least one entry"));
+          }
+          let entries = pairs.chunks(2).map(|p| Ok((codec.key(&p[0])?, p[1].clone()))).collect::<Result<_>>()?;
+          Ok(Op::Set { entries, ttl_ms: ttl_or(&head[0], default_ttl_ms)?, tags: parse_tags(&head[1])? })
+        })()
+      }
+      _ => return Err(malformed()),
+    })
+  }
+}
+
+fn malformed() -> CacheError {
+  CacheError::new(Code::InvalidArg, "malformed batch from the JS face")
+}
+
+fn ttl_or(s: &str, default_ttl_ms: u64) -> Result<u64> {
+  if s.is_empty() {
+    Ok(default_ttl_ms)
+  } else {
+    parse_ms(s)
+  }
+}
+
+fn parse_tags(s: &str) -> Result<Vec<String>> {
+  if s.is_empty() {
+    return Ok(Vec::new());
+  }
+  serde_json::from_str(s).map_err(|_| CacheError::type_error("tags must be an array of strings"))
+}
+
+/// Adds members to a tag index, a sorted set scored by each member's expiry
+/// (ms since the epoch, server clock; +inf for none). Members past their
+/// expiry are dropped on every write, and the index itself expires with its
+/// last member, so an index never outgrows the keys it names.
+const TAG_ADD: &str = r"
+local t = redis.call('TIME')
+local now = t[1] * 1000 + math.floor(t[2] / 1000)
+local ttl = tonumber(ARGV[1])
+local score = ttl == 0 and '+inf' or (now + ttl)
+for i = 2, #ARGV do redis.call('ZADD', KEYS[1], score, ARGV[i]) end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. now)
+local top = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')[2]
+if top == nil then return 0 end
+if top == 'inf' then redis.call('PERSIST', KEYS[1]) else redis.call('PEXPIREAT', KEYS[1], top) end
+return 1
+";
+
+/// Most members one tag script call takes (Lua's stack bounds `unpack`).
+const TAG_CHUNK: usize = 1000;
+
+impl Op {
+  /// Appends this operation's commands; `cluster` splits multi-key commands.
+  pub fn commands(&self, codec: &Codec, cluster: bool, out: &mut Vec<Cmd>) {
+    match self {
+      Op::Get(k) => out.push(key_cmd("GET", k)),
+      Op::Del(k) => out.push(key_cmd("DEL", k)),
+      Op::Exists(k) => out.push(key_cmd("EXISTS", k)),
+      Op::Ttl(k) => out.push(key_cmd("TTL", k)),
+      // 0 removes the expiry, as a ttl of 0 means "no expiry" everywhere else;
+      // EXISTS answers whether the key is there.
+      Op::Expire(k, 0) => {
+        out.push(key_cmd("EXISTS", k));
+        out.push(key_cmd("PERSIST", k));
+      }
+      Op::Expire(k, ms) => out.push(key_cmd("PEXPIRE", k).arg(*ms).clone()),
+      Op::MGet(keys) if cluster => out.extend(keys.iter().map(|k| key_cmd("GET", k))),
+      Op::MGet(keys) => {
+        let mut cmd = redis::cmd("MGET");
+        for k in keys {
+          cmd.arg(k);
+        }
+        out.push(cmd);
+      }
+      Op::Set { entries, ttl_ms, tags, .. } => {
+        for (k, json) in entries {
+          let mut cmd = key_cmd("SET", k);
+          cmd.arg(json);
+          if *ttl_ms > 0 {
+            cmd.arg("PX").arg(*ttl_ms);
+          }
+          out.push(cmd);
+        }
+        for tag in tags {
+          for chunk in entries.chunks(TAG_CHUNK) {
+            let mut cmd = redis::cmd("EVAL");
+            cmd.arg(TAG_ADD).arg(1).arg(codec.tag_index(tag)).arg(*ttl_ms);
+            for (k, _) in chunk {
+              cmd.arg(k);
+            }
+            out.push(cmd);
+          }
+        }
+      }
+    }
+  }
+
+  /// Turns this operation's replies (the values of its commands) into what it
+  /// resolves to, counting hits, misses, sets and deletes.
+  pub fn reply(self, values: &mut [Value], stats: &Stats) -> Reply {
+    if let Some(err) = values.iter().find_map(server_error) {
+      return Reply::Err(err);
+    }
+    let first = std::mem::replace(&mut values[0], Value::Nil);
+    match self {
+      Op::Get(_) => {
+        let v = string_of(first);
+        add(if v.is_some() { &stats.hits } else { &stats.misses }, 1);
+        v.map_or(Reply::Nil, Reply::Str)
+      }
+      Op::Set { entries, .. } => {
+        add(&stats.sets, entries.len() as u64);
+        Reply::Bool(true)
+      }
+      Op::Del(_) => {
+        let n = int_of(&first);
+        add(&stats.deletes, n as u64);
+        Reply::Bool(n > 0)
+      }
+      Op::Exists(_) | Op::Expire(..) => Reply::Bool(int_of(&first) > 0),
+      Op::Ttl(_) => Reply::Int(int_of(&first)),
+      Op::MGet(keys) => {
+        let list: Vec<Option<String>> = match first {
+          // One MGET (standalone).
+          Value::Array(items) => items.into_iter().map(string_of).collect(),
+          // One GET per key (cluster).
+          first => std::iter::once(first).chain(values[1..].iter_mut().map(|v| std::mem::replace(v, Value::Nil))).map(string_of).collect(),
+        };
+        debug_assert_eq!(list.len(), keys.len());
+        let hits = list.iter().filter(|v| v.is_some()).count() as u64;
+        add(&stats.hits, hits);
+        add(&stats.misses, list.len() as u64 - hits);
+        Reply::List(list)
+      }
+    }
+  }
+}
+
+fn key_cmd(name: &str, key: &[u8]) -> Cmd {
+  let mut cmd = redis::cmd(name);
+  cmd.arg(key);
+  cmd
+}
+
+fn server_error(v: &Value) -> Option<CacheError> {
+  match v {
+    Value::ServerError(e) => Some(CacheError::new(Code::Redis, e.to_string())),
+    _ => None,
+  }
+}
+
+fn string_of(v: Value) -> Option<String> {
+  match v {
+    Value::BulkString(bytes) => Some(String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())),
+    Value::SimpleString(s) => Some(s),
+    _ => None,
+  }
+}
+
+fn int_of(v: &Value) -> i64 {
+  match v {
+    Value::Int(i) => *i,
+    Value::Okay => 1,
+    _ => 0,
+  }
+}
