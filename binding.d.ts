@@ -10,8 +10,11 @@
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
 export declare class CacheEngine {
-  /** `options`: the constructor options as JSON text, without functions. */
-  constructor(options: string)
+  /**
+   * `options`: the constructor options as JSON text, without functions.
+   * `onReplies([batchId, replies])` receives every batch's replies.
+   */
+  constructor(options: string, onReplies: (batch: [batchId: number, replies: Array<Reply>]) => void)
   get keyPrefix(): string
   /** `host:port` of the server (the seed nodes in cluster mode). */
   get address(): string
@@ -19,9 +22,11 @@ export declare class CacheEngine {
   /** Connects (or reconnects) and PINGs. Resolves null, or the Error. */
   connect(): Promise<null | Error>
   /**
-   * Runs a batch of hot-path operations (see src/ops.rs for the wire
-   * format); one result or Error per operation.
+   * Sends batch `id` of hot-path operations (wire format: src/ops.rs); its
+   * replies, one per operation, arrive through `onReplies`.
    */
-  exec(ops: Array<string>): Promise<Array<null | boolean | number | string | Array<string | null> | Error>>
+  exec(id: number, ops: Array<string>): void
+  /** Whether pending batches keep the process alive. */
+  hold(active: boolean): void
   disconnect(): void
 }

@@ -38,11 +38,12 @@ class CacheModule extends EventEmitter {
     } catch (err) {
       throw typeError(`options must hold plain data: ${err.message}`);
     }
-    this.#engine = new CacheEngine(json);
-    this.#retryStrategy = retryStrategy;
-    this.#batch = new Batcher(this.#engine, (err) => {
+    this.#batch = new Batcher((err) => {
       if (err.code === 'ERR_CONNECTION') this.#connectionLost(err);
     });
+    this.#engine = new CacheEngine(json, this.#batch.settle);
+    this.#batch.attach(this.#engine);
+    this.#retryStrategy = retryStrategy;
   }
 
   /** The prefix of every stored key. */
@@ -149,7 +150,7 @@ class CacheModule extends EventEmitter {
     } catch (err) {
       return Promise.reject(err);
     }
-    const reply = this.#batch.run(decode, 'get', k);
+    const reply = this.#batch.run(decode, ['get', k]);
     return options.fallback === undefined ? reply : withFallback(reply, options.fallback);
   }
 
@@ -158,7 +159,7 @@ class CacheModule extends EventEmitter {
       const k = toKey(key);
       const json = encode(value);
       const o = optionsArg(options);
-      return this.#batch.run(same, 'set', k, json, ttlArg(o.ttl, 'options.ttl'), tagsArg(o.tags));
+      return this.#batch.run(same, ['set', k, json, ttlArg(o.ttl, 'options.ttl'), tagsArg(o.tags)]);
     } catch (err) {
       return Promise.reject(err);
     }
@@ -180,7 +181,7 @@ class CacheModule extends EventEmitter {
     try {
       const k = toKey(key);
       if (ttl === undefined) throw typeError('ttl (seconds) is required');
-      return this.#batch.run(same, 'expire', k, ttlArg(ttl));
+      return this.#batch.run(same, ['expire', k, ttlArg(ttl)]);
     } catch (err) {
       return Promise.reject(err);
     }
@@ -192,7 +193,7 @@ class CacheModule extends EventEmitter {
       if (keys.length === 0) return Promise.resolve([]);
       const args = ['mget', String(keys.length)];
       for (let i = 0; i < keys.length; i++) args.push(toKey(keys[i], `keys[${i}]`));
-      return this.#batch.run(decodeList, ...args);
+      return this.#batch.run(decodeList, args);
     } catch (err) {
       return Promise.reject(err);
     }
@@ -210,7 +211,7 @@ class CacheModule extends EventEmitter {
       const n = (args.length - 4) / 2;
       if (n === 0) return Promise.resolve(true);
       args[3] = String(n);
-      return this.#batch.run(same, ...args);
+      return this.#batch.run(same, args);
     } catch (err) {
       return Promise.reject(err);
     }
@@ -218,7 +219,7 @@ class CacheModule extends EventEmitter {
 
   #keyOp(op, key) {
     try {
-      return this.#batch.run(same, op, toKey(key));
+      return this.#batch.run(same, [op, toKey(key)]);
     } catch (err) {
       return Promise.reject(err);
     }

@@ -1,37 +1,44 @@
 'use strict';
 
 // The JS side of the one dispatch path. Operations queue here and cross to
-// Rust as one flat array of strings per batch: a batch leaves at the end of
-// the current tick, or as soon as FLUSH_AT operations are queued, so that
-// Redis and the JS thread work at the same time under load. One native call
-// (one Promise, one hop to the tokio thread) then carries many commands.
+// Rust as one flat array of strings per batch (wire format: src/ops.rs). A
+// batch leaves at the end of the current tick, or as soon as FLUSH_AT
+// strings are queued, so that Redis and the JS thread work at the same time
+// under load (a 100-key mset leaves on its own). Rust writes the batch to the socket on this thread and
+// hands the replies back through one long-lived callback, `settle`.
 
 const { cacheError } = require('./errors');
 
-const FLUSH_AT = 32;
+const FLUSH_AT = 64;
 
 class Batcher {
-  #engine;
+  #engine = null;
   #onError;
   #args = [];
   #pending = []; // per operation: resolve, reject, decode
   #scheduled = false;
-  #inflight = 0;
+  #inflight = new Map(); // batch id -> its pending triples
+  #nextId = 1;
   #idle = [];
 
-  /** `onError(err)` sees every error an operation resolves to. */
-  constructor(engine, onError) {
-    this.#engine = engine;
+  /** `onError(err)` sees every error an operation resolves to, and a lost connection. */
+  constructor(onError) {
     this.#onError = onError;
     this.flush = this.flush.bind(this);
+    this.settle = this.settle.bind(this);
   }
 
-  /** Queues one operation; `decode` maps its raw reply. */
-  run(decode, ...args) {
+  attach(engine) {
+    this.#engine = engine;
+  }
+
+  /** Queues one operation (its wire strings); `decode` maps its raw reply. */
+  run(decode, args) {
     return new Promise((resolve, reject) => {
-      for (let i = 0; i < args.length; i++) this.#args.push(args[i]);
+      const queued = this.#args;
+      for (let i = 0; i < args.length; i++) queued.push(args[i]);
       this.#pending.push(resolve, reject, decode);
-      if (this.#pending.length >= FLUSH_AT * 3) this.flush();
+      if (queued.length >= FLUSH_AT) this.flush();
       else if (!this.#scheduled) {
         this.#scheduled = true;
         process.nextTick(this.flush);
@@ -46,23 +53,28 @@ class Batcher {
     const pending = this.#pending;
     this.#args = [];
     this.#pending = [];
-    this.#inflight++;
-    let call;
+    const id = this.#nextId;
+    this.#nextId = id === 0xffffffff ? 1 : id + 1;
+    // Batches in flight keep the process alive; an idle connection does not.
+    if (this.#inflight.size === 0) this.#engine.hold(true);
+    this.#inflight.set(id, pending);
     try {
-      call = this.#engine.exec(args);
+      this.#engine.exec(id, args);
     } catch (err) {
-      call = Promise.resolve([err]);
+      this.settle([id, [err]]);
     }
-    call.then(
-      (replies) => this.#settle(pending, replies),
-      (err) => this.#settle(pending, [err]),
-    );
   }
 
-  #settle(pending, replies) {
+  /** `[id, replies]` of a finished batch (batch 0: the connection was lost). */
+  settle([id, replies]) {
+    if (id === 0) return this.#onError(replies[0]);
+    const pending = this.#inflight.get(id);
+    if (pending === undefined) return;
+    this.#inflight.delete(id);
     const n = pending.length / 3;
     // A batch-wide failure arrives as a single error.
-    const shared = replies.length === n ? undefined
+    const shared =
+      replies.length === n ? undefined
       : replies[0] instanceof Error ? replies[0]
       : cacheError('ERR_REDIS', `expected ${n} replies, got ${replies.length}`);
     for (let i = 0; i < n; i++) {
@@ -81,13 +93,16 @@ class Batcher {
         pending[3 * i](value);
       }
     }
-    if (--this.#inflight === 0) for (const done of this.#idle.splice(0)) done();
+    if (this.#inflight.size === 0) {
+      this.#engine.hold(false);
+      for (const done of this.#idle.splice(0)) done();
+    }
   }
 
   /** Sends what is queued and resolves when no batch is in flight. */
   drain() {
     this.flush();
-    if (this.#inflight === 0) return Promise.resolve();
+    if (this.#inflight.size === 0) return Promise.resolve();
     return new Promise((resolve) => this.#idle.push(resolve));
   }
 }

@@ -1,40 +1,36 @@
-//! One multiplexed connection per node: a standalone server or a cluster.
-//! Every command the engine sends goes through `Connection::run`, which
-//! pipelines a batch and keeps the caller's order.
+//! Connections: a standalone server (one multiplexed socket) or a cluster
+//! (redis-rs's async cluster client: slot map, MOVED/ASK, topology refresh).
+//! Every command goes through `Connection::send`, which pipelines a batch,
+//! keeps the caller's order and completes it with a callback.
 
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
 
 use futures_util::future::join_all;
-use redis::aio::MultiplexedConnection;
 use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::Slot;
-use redis::{AsyncConnectionConfig, Client, Cmd, Pipeline, RedisResult, Value};
+use redis::{Cmd, ConnectionAddr, ConnectionInfo, Pipeline, Value};
+use tokio::sync::oneshot;
 
-use crate::error::{CacheError, Result};
+use crate::error::{CacheError, Code, Result};
+use crate::multiplex::{Done, Multiplexed, OnLost};
 use crate::options::{addr_of, Options, Target};
 
 #[derive(Clone)]
 pub enum Connection {
-  Single(MultiplexedConnection),
-  Cluster(ClusterConnection),
+  Standalone(Arc<Multiplexed>),
+  Cluster { conn: ClusterConnection, timeout: Duration },
 }
 
 impl Connection {
-  /// Connects and PINGs within `connectTimeout`.
-  pub async fn open(opts: &Options) -> Result<Connection> {
+  /// Connects, authenticates, selects the db and PINGs within connectTimeout.
+  /// `on_lost` is told when a standalone connection breaks later.
+  pub async fn open(opts: &Options, on_lost: OnLost) -> Result<Connection> {
     let what = describe(&opts.target);
     let connect = async {
       match &opts.target {
-        Target::Standalone(info) => {
-          let config = AsyncConnectionConfig::new().set_connection_timeout(Some(opts.connect_timeout));
-          let client = Client::open(info.clone()).map_err(|e| CacheError::from_redis(&e, &what))?;
-          let mut conn = client
-            .get_multiplexed_async_connection_with_config(&config)
-            .await
-            .map_err(|e| CacheError::from_redis(&e, &what))?;
-          redis::cmd("PING").query_async::<()>(&mut conn).await.map_err(|e| CacheError::from_redis(&e, &what))?;
-          Ok(Connection::Single(conn))
-        }
+        Target::Standalone(info) => open_standalone(info, opts.command_timeout, on_lost).await,
         Target::Cluster(nodes) => {
           let client = redis::cluster::ClusterClientBuilder::new(nodes.clone())
             .connection_timeout(opts.connect_timeout)
@@ -43,7 +39,7 @@ impl Connection {
             .map_err(|e| CacheError::from_redis(&e, &what))?;
           let mut conn = client.get_async_connection().await.map_err(|e| CacheError::from_redis(&e, &what))?;
           redis::cmd("PING").query_async::<()>(&mut conn).await.map_err(|e| CacheError::from_redis(&e, &what))?;
-          Ok(Connection::Cluster(conn))
+          Ok(Connection::Cluster { conn, timeout: opts.command_timeout })
         }
       }
     };
@@ -53,50 +49,122 @@ impl Connection {
   }
 
   pub fn is_cluster(&self) -> bool {
-    matches!(self, Connection::Cluster(_))
+    matches!(self, Connection::Cluster { .. })
   }
 
-  /// Sends `cmds` as pipelines and returns one value per command, in order.
-  /// A server error reply stays in its place as `Value::ServerError`; only a
-  /// failure of the connection itself fails the whole batch.
-  pub async fn run(&self, cmds: Vec<Cmd>) -> RedisResult<Vec<Value>> {
+  /// Sends `cmds` as a pipeline and calls `done` with one value per command,
+  /// in order. A server error reply stays in its place as
+  /// `Value::ServerError`; only a broken connection or the timeout fails the
+  /// whole batch (after commandTimeout at the latest). Standalone, the
+  /// bytes are written by the calling thread.
+  pub fn send(&self, cmds: Vec<Cmd>, done: Done) {
     match self {
-      Connection::Single(conn) => {
-        let mut conn = conn.clone();
-        pipeline(cmds).query_async(&mut conn).await
-      }
-      Connection::Cluster(conn) => {
-        // A cluster pipeline must stay within one slot: group by slot and
-        // send the groups side by side.
-        let n = cmds.len();
-        let mut groups: HashMap<Option<Slot>, (Vec<usize>, Vec<Cmd>)> = HashMap::new();
-        for (i, cmd) in cmds.into_iter().enumerate() {
-          let group = groups.entry(routing_key(&cmd).map(Slot::for_key)).or_default();
-          group.0.push(i);
-          group.1.push(cmd);
+      Connection::Standalone(mux) => {
+        let mut packed = Vec::with_capacity(cmds.len() * 64);
+        for cmd in &cmds {
+          cmd.write_packed_command(&mut packed);
         }
-        let replies = join_all(groups.into_values().map(|(indexes, cmds)| {
-          let mut conn = conn.clone();
-          async move {
-            let values: Vec<Value> = pipeline(cmds).query_async(&mut conn).await?;
-            Ok::<_, redis::RedisError>((indexes, values))
-          }
-        }))
-        .await;
-        let mut out = vec![Value::Nil; n];
-        for reply in replies {
-          let (indexes, values) = reply?;
-          for (i, v) in indexes.into_iter().zip(values) {
-            out[i] = v;
-          }
-        }
-        Ok(out)
+        mux.send(&packed, cmds.len(), done);
       }
+      Connection::Cluster { conn, timeout } => {
+        let (conn, timeout) = (conn.clone(), *timeout);
+        napi::bindgen_prelude::spawn(async move {
+          let result = match tokio::time::timeout(timeout, run_cluster(conn, cmds)).await {
+            Ok(Ok(values)) => Ok(values),
+            Ok(Err(e)) => Err(CacheError::from_redis(&e, "cluster")),
+            Err(_) => Err(CacheError::timeout("command", timeout.as_millis() as u64)),
+          };
+          done(result);
+        });
+      }
+    }
+  }
+
+  /// `send`, awaited.
+  pub async fn run(&self, cmds: Vec<Cmd>) -> Result<Vec<Value>> {
+    let (tx, rx) = oneshot::channel();
+    self.send(cmds, Box::new(move |r| drop(tx.send(r))));
+    rx.await.unwrap_or_else(|_| Err(CacheError::new(Code::Connection, "the connection was closed")))
+  }
+
+  pub fn close(&self) {
+    if let Connection::Standalone(mux) = self {
+      mux.close(CacheError::not_connected());
     }
   }
 }
 
-/// The key that decides a command's slot: the first key argument.
+async fn open_standalone(info: &ConnectionInfo, timeout: Duration, on_lost: OnLost) -> Result<Connection> {
+  let ConnectionAddr::Tcp(host, port) = info.addr() else {
+    return Err(CacheError::type_error(format!("unsupported address {}", info.addr())));
+  };
+  let mux = Arc::new(Multiplexed::connect(host, *port, timeout, on_lost).await?);
+  let conn = Connection::Standalone(mux);
+  let redis = info.redis_settings();
+  let mut handshake = Vec::new();
+  if let Some(password) = redis.password() {
+    let mut auth = redis::cmd("AUTH");
+    if let Some(user) = redis.username() {
+      auth.arg(user);
+    }
+    handshake.push(auth.arg(password).clone());
+  }
+  if redis.db() != 0 {
+    handshake.push(redis::cmd("SELECT").arg(redis.db()).clone());
+  }
+  handshake.push(redis::cmd("PING"));
+  let has_auth = redis.password().is_some();
+  let checked = conn.run(handshake).await.and_then(|values| {
+    for (i, v) in values.iter().enumerate() {
+      if let Value::ServerError(e) = v {
+        let code = if has_auth && i == 0 { Code::Auth } else { Code::Redis };
+        return Err(CacheError::new(code, format!("{}: {e}", addr_of(info))));
+      }
+    }
+    Ok(())
+  });
+  match checked {
+    Ok(()) => Ok(conn),
+    Err(e) => {
+      conn.close();
+      Err(e)
+    }
+  }
+}
+
+/// A cluster pipeline must stay within one slot: group the commands by slot,
+/// send the groups side by side and put the replies back in order.
+async fn run_cluster(conn: ClusterConnection, cmds: Vec<Cmd>) -> redis::RedisResult<Vec<Value>> {
+  let n = cmds.len();
+  let mut groups: HashMap<Option<Slot>, (Vec<usize>, Pipeline)> = HashMap::new();
+  for (i, cmd) in cmds.into_iter().enumerate() {
+    let (indexes, pipe) = groups.entry(routing_key(&cmd).map(Slot::for_key)).or_insert_with(|| {
+      let mut pipe = Pipeline::new();
+      pipe.ignore_errors();
+      (Vec::new(), pipe)
+    });
+    indexes.push(i);
+    pipe.add_command(cmd);
+  }
+  let replies = join_all(groups.into_values().map(|(indexes, pipe)| {
+    let mut conn = conn.clone();
+    async move {
+      let values: Vec<Value> = pipe.query_async(&mut conn).await?;
+      Ok::<_, redis::RedisError>((indexes, values))
+    }
+  }))
+  .await;
+  let mut out = vec![Value::Nil; n];
+  for reply in replies {
+    let (indexes, values) = reply?;
+    for (i, v) in indexes.into_iter().zip(values) {
+      out[i] = v;
+    }
+  }
+  Ok(out)
+}
+
+/// The key that decides a command's slot: its first key argument.
 fn routing_key(cmd: &Cmd) -> Option<&[u8]> {
   let mut args = cmd.args_iter().map(|a| match a {
     redis::Arg::Simple(bytes) => bytes,
@@ -107,15 +175,6 @@ fn routing_key(cmd: &Cmd) -> Option<&[u8]> {
   args.nth(skip)
 }
 
-fn pipeline(cmds: Vec<Cmd>) -> Pipeline {
-  let mut pipe = Pipeline::with_capacity(cmds.len());
-  pipe.ignore_errors();
-  for cmd in cmds {
-    pipe.add_command(cmd);
-  }
-  pipe
-}
-
 /// `host:port` (or the seed nodes) for error messages.
 pub fn describe(target: &Target) -> String {
   match target {
@@ -123,3 +182,4 @@ pub fn describe(target: &Target) -> String {
     Target::Cluster(nodes) => nodes.iter().map(addr_of).collect::<Vec<_>>().join(","),
   }
 }
+

@@ -2,17 +2,20 @@
 //! path every command takes.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
-use redis::Cmd;
+use redis::{Cmd, Value};
 
 use crate::codec::Codec;
 use crate::connection::{describe, Connection};
 use crate::error::{CacheError, Code, Result};
-use crate::ops::{Reply, Wire};
+use crate::ops::{Op, Reply, Wire};
 use crate::options::Options;
 use crate::stats::{add, Stats};
+
+/// Receives what the engine reports on its own: a lost connection.
+pub type Events = Arc<dyn Fn(CacheError) + Send + Sync>;
 
 enum State {
   /// Before initialize() and after disconnect().
@@ -35,11 +38,19 @@ pub struct Engine {
   pub stats: Stats,
   state: RwLock<State>,
   generations: AtomicU64,
+  events: Events,
 }
 
 impl Engine {
-  pub fn new(opts: Options) -> Engine {
-    Engine { codec: Codec::new(&opts.key_prefix), opts, stats: Stats::default(), state: RwLock::new(State::Idle), generations: AtomicU64::new(0) }
+  pub fn new(opts: Options, events: Events) -> Engine {
+    Engine {
+      codec: Codec::new(&opts.key_prefix),
+      opts,
+      stats: Stats::default(),
+      state: RwLock::new(State::Idle),
+      generations: AtomicU64::new(0),
+      events,
+    }
   }
 
   pub fn addr(&self) -> String {
@@ -47,15 +58,26 @@ impl Engine {
   }
 
   /// Opens a new connection and makes it the current one.
-  pub async fn connect(&self) -> Result<()> {
-    let conn = Connection::open(&self.opts).await?;
+  pub async fn connect(self: &Arc<Self>) -> Result<()> {
     let generation = self.generations.fetch_add(1, Ordering::Relaxed) + 1;
-    *self.state.write().unwrap() = State::Ready(Current { conn, generation });
+    let engine = Arc::downgrade(self);
+    let on_lost = Arc::new(move |err: CacheError| {
+      if let Some(engine) = engine.upgrade() {
+        engine.lost(generation, err);
+      }
+    });
+    let conn = Connection::open(&self.opts, on_lost).await?;
+    let old = std::mem::replace(&mut *self.state.write().unwrap(), State::Ready(Current { conn, generation }));
+    if let State::Ready(old) = old {
+      old.conn.close();
+    }
     Ok(())
   }
 
   pub fn disconnect(&self) {
-    *self.state.write().unwrap() = State::Idle;
+    if let State::Ready(current) = std::mem::replace(&mut *self.state.write().unwrap(), State::Idle) {
+      current.conn.close();
+    }
   }
 
   pub fn connection(&self) -> Result<Current> {
@@ -70,75 +92,96 @@ impl Engine {
     matches!(&*self.state.read().unwrap(), State::Ready(_))
   }
 
-  /// Runs `cmds` on `conn` within commandTimeout. A broken connection is
-  /// marked lost (unless a newer one replaced it meanwhile) so that later
-  /// commands fail fast until the JS face reconnects.
-  pub async fn run(&self, current: &Current, cmds: Vec<Cmd>) -> Result<Vec<redis::Value>> {
-    let started = Instant::now();
-    let n = cmds.len() as u64;
-    let timeout = self.opts.command_timeout;
-    let result = match tokio::time::timeout(timeout, current.conn.run(cmds)).await {
-      Ok(Ok(values)) => Ok(values),
-      Ok(Err(e)) => Err(CacheError::from_redis(&e, &self.addr())),
-      Err(_) => Err(CacheError::timeout("command", timeout.as_millis() as u64)),
-    };
-    self.stats.record_latency(started.elapsed(), n);
-    if let Err(err) = &result {
-      if err.is_connection_lost() {
-        let mut state = self.state.write().unwrap();
-        if matches!(&*state, State::Ready(c) if c.generation == current.generation) {
-          *state = State::Lost(CacheError::new(Code::Connection, format!("connection lost ({}); reconnecting", err.message)));
-        }
+  /// Marks connection `generation` lost (unless a newer one replaced it) so
+  /// that commands fail fast until the JS face reconnects, and says so.
+  fn lost(&self, generation: u64, err: CacheError) {
+    {
+      let mut state = self.state.write().unwrap();
+      if !matches!(&*state, State::Ready(c) if c.generation == generation) {
+        return;
       }
+      *state = State::Lost(CacheError::new(Code::Connection, format!("{}; reconnecting", err.message)));
     }
-    result
+    (self.events)(err);
   }
 
-  /// Runs one batch of hot-path operations from the JS face; one reply per
-  /// operation, in order.
-  pub async fn exec(&self, wire: Vec<String>) -> Vec<Reply> {
-    let mut wire_ops = Wire::new(&wire);
-    let mut ops = Vec::new();
-    while !wire_ops.is_done() {
-      match wire_ops.next_op(&self.codec, self.opts.default_ttl_ms) {
+  /// Sends `cmds` on the current connection; `done` gets one value per
+  /// command, or the error that failed them all. Latency and lost
+  /// connections are accounted for here, for every caller.
+  pub fn send(self: &Arc<Self>, cmds: Vec<Cmd>, done: impl FnOnce(Result<Vec<Value>>) + Send + 'static) {
+    let current = match self.connection() {
+      Ok(current) => current,
+      Err(err) => return done(Err(err)),
+    };
+    let started = Instant::now();
+    let n = cmds.len() as u64;
+    let engine = self.clone();
+    let generation = current.generation;
+    current.conn.send(
+      cmds,
+      Box::new(move |result| {
+        engine.stats.record_latency(started.elapsed(), n);
+        if let Err(err) = &result {
+          if err.is_connection_lost() {
+            engine.lost(generation, err.clone());
+          }
+        }
+        done(result)
+      }),
+    );
+  }
+
+  /// `send`, awaited: for everything off the hot path.
+  pub async fn run(self: &Arc<Self>, cmds: Vec<Cmd>) -> Result<Vec<Value>> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    self.send(cmds, move |r| drop(tx.send(r)));
+    rx.await.unwrap_or_else(|_| Err(CacheError::new(Code::Connection, "the connection was closed")))
+  }
+
+  /// Runs one batch of hot-path operations from the JS face; `deliver` gets
+  /// one reply per operation, in order.
+  pub fn exec(self: &Arc<Self>, wire: &[String], deliver: impl FnOnce(Vec<Reply>) + Send + 'static) {
+    let mut reader = Wire::new(wire);
+    let mut ops: Vec<Result<Op>> = Vec::new();
+    while !reader.is_done() {
+      match reader.next_op(&self.codec, self.opts.default_ttl_ms) {
         Ok(op) => ops.push(op),
-        Err(err) => return vec![Reply::Err(err)],
+        Err(err) => return deliver(vec![Reply::Err(err)]),
       }
     }
-    let count = ops.len();
-    add(&self.stats.operations, count as u64);
-    let conn = match self.connection() {
-      Ok(conn) => conn,
-      Err(err) => return self.fail_all(err, count),
+    add(&self.stats.operations, ops.len() as u64);
+    let cluster = match self.connection() {
+      Ok(current) => current.conn.is_cluster(),
+      Err(err) => return deliver(self.fail_all(err, ops.len())),
     };
-
-    let mut cmds = Vec::with_capacity(count);
-    let mut spans = Vec::with_capacity(count);
+    let mut cmds = Vec::with_capacity(ops.len());
+    let mut spans = Vec::with_capacity(ops.len());
     for op in &ops {
       let start = cmds.len();
       if let Ok(op) = op {
-        op.commands(&self.codec, conn.conn.is_cluster(), &mut cmds);
+        op.commands(&self.codec, cluster, &mut cmds);
       }
       spans.push(start..cmds.len());
     }
     if cmds.is_empty() {
-      return ops.into_iter().map(|op| self.reply_err(op.err().expect("an op without commands failed"))).collect();
+      let replies = ops.into_iter().map(|op| self.reply_err(op.err().expect("an op without commands failed"))).collect();
+      return deliver(replies);
     }
-    let mut values = match self.run(&conn, cmds).await {
-      Ok(values) => values,
-      Err(err) => return self.fail_all(err, count),
-    };
-    ops
-      .into_iter()
-      .zip(spans)
-      .map(|(op, span)| match op {
-        Ok(op) => match op.reply(&mut values[span], &self.stats) {
-          Reply::Err(e) => self.reply_err(e),
-          reply => reply,
-        },
-        Err(e) => self.reply_err(e),
-      })
-      .collect()
+    let engine = self.clone();
+    self.send(cmds, move |result| {
+      let replies = match result {
+        Err(err) => engine.fail_all(err, ops.len()),
+        Ok(mut values) => ops
+          .into_iter()
+          .zip(spans)
+          .map(|(op, span)| match op.and_then(|op| op.reply(&mut values[span], &engine.stats)) {
+            Ok(reply) => reply,
+            Err(e) => engine.reply_err(e),
+          })
+          .collect(),
+      };
+      deliver(replies)
+    });
   }
 
   fn reply_err(&self, err: CacheError) -> Reply {

@@ -10,6 +10,7 @@ mod codec;
 mod connection;
 mod engine;
 mod error;
+mod multiplex;
 mod ops;
 mod options;
 mod stats;
@@ -17,7 +18,8 @@ mod stats;
 use std::ptr;
 use std::sync::Arc;
 
-use napi::bindgen_prelude::{Null, ToNapiValue, TypeName};
+use napi::bindgen_prelude::{Function, Null, ToNapiValue, TypeName};
+use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::{sys, Env, Status, ValueType};
 use napi_derive::napi;
 
@@ -38,18 +40,38 @@ fn init() {
   napi::bindgen_prelude::create_custom_tokio_runtime(rt);
 }
 
+/// Delivers `[batchId, replies]` (one array argument) to the JS face; batch 0 carries a lost
+/// connection. Weak: it keeps the process alive only while the JS face holds
+/// it (`hold(true)` while batches are in flight).
+type Deliver = ThreadsafeFunction<(u32, Vec<Reply>), (), (u32, Vec<Reply>), Status, false, true>;
+
 #[napi]
 pub struct CacheEngine {
   engine: Arc<Engine>,
+  deliver: Arc<Deliver>,
 }
 
 #[napi]
 impl CacheEngine {
   /// `options`: the constructor options as JSON text, without functions.
-  #[napi(constructor)]
-  pub fn new(env: Env, options: String) -> napi::Result<Self> {
+  /// `onReplies([batchId, replies])` receives every batch's replies.
+  #[napi(constructor, ts_args_type = "options: string, onReplies: (batch: [batchId: number, replies: Array<Reply>]) => void")]
+  pub fn new(env: Env, options: String, on_replies: Function<(u32, Vec<Reply>), ()>) -> napi::Result<Self> {
     let opts = Options::parse(&options, |name| std::env::var(name).ok()).map_err(|e| throw(&env, &e))?;
-    Ok(CacheEngine { engine: Arc::new(Engine::new(opts)) })
+    let deliver: Deliver = on_replies
+      .build_threadsafe_function()
+      .weak::<true>()
+      .callee_handled::<false>()
+      .build_callback(|ctx| Ok(ctx.value))?;
+    let deliver = Arc::new(deliver);
+    let events = deliver.clone();
+    let engine = Engine::new(
+      opts,
+      Arc::new(move |err| {
+        events.call((0, vec![Reply::Err(err)]), ThreadsafeFunctionCallMode::NonBlocking);
+      }),
+    );
+    Ok(CacheEngine { engine: Arc::new(engine), deliver })
   }
 
   #[napi(getter)]
@@ -77,11 +99,28 @@ impl CacheEngine {
     }
   }
 
-  /// Runs a batch of hot-path operations (see src/ops.rs for the wire
-  /// format); one result or Error per operation.
-  #[napi(ts_return_type = "Promise<Array<null | boolean | number | string | Array<string | null> | Error>>")]
-  pub async fn exec(&self, ops: Vec<String>) -> Vec<Reply> {
-    self.engine.exec(ops).await
+  /// Sends batch `id` of hot-path operations (wire format: src/ops.rs); its
+  /// replies, one per operation, arrive through `onReplies`.
+  #[napi]
+  pub fn exec(&self, id: u32, ops: Vec<String>) {
+    let deliver = self.deliver.clone();
+    self.engine.exec(&ops, move |replies| {
+      deliver.call((id, replies), ThreadsafeFunctionCallMode::NonBlocking);
+    });
+  }
+
+  /// Whether pending batches keep the process alive.
+  #[napi]
+  pub fn hold(&self, env: Env, active: bool) -> napi::Result<()> {
+    // SAFETY: called on the JS thread (a sync export) with a live function.
+    let status = unsafe {
+      if active {
+        sys::napi_ref_threadsafe_function(env.raw(), self.deliver.raw())
+      } else {
+        sys::napi_unref_threadsafe_function(env.raw(), self.deliver.raw())
+      }
+    };
+    napi::check_status!(status)
   }
 
   #[napi]

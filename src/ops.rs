@@ -199,12 +199,12 @@ impl Op {
 
   /// Turns this operation's replies (the values of its commands) into what it
   /// resolves to, counting hits, misses, sets and deletes.
-  pub fn reply(self, values: &mut [Value], stats: &Stats) -> Reply {
+  pub fn reply(self, values: &mut [Value], stats: &Stats) -> Result<Reply> {
     if let Some(err) = values.iter().find_map(server_error) {
-      return Reply::Err(err);
+      return Err(err);
     }
     let first = std::mem::replace(&mut values[0], Value::Nil);
-    match self {
+    Ok(match self {
       Op::Get(_) => {
         let v = string_of(first);
         add(if v.is_some() { &stats.hits } else { &stats.misses }, 1);
@@ -234,7 +234,7 @@ impl Op {
         add(&stats.misses, list.len() as u64 - hits);
         Reply::List(list)
       }
-    }
+    })
   }
 }
 

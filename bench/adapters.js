@@ -1,0 +1,110 @@
+'use strict';
+
+// One interface over every client the benchmark compares. Each stores JSON
+// text with a TTL, as the cache does, so every client does the same work.
+
+const TTL = 3600;
+
+const adapters = {
+  async fluxor(port) {
+    const CacheModule = require('..');
+    const cache = new CacheModule({ host: '127.0.0.1', port, keyPrefix: '', defaultTTL: TTL });
+    await cache.initialize();
+    return {
+      get: (k) => cache.get(k),
+      set: (k, v) => cache.set(k, v),
+      mget: (keys) => cache.mget(keys),
+      mset: (pairs) => cache.mset(pairs),
+      async lock(k) {
+        const lock = await cache.lock(k, { ttl: 10, retries: 1000, retryDelay: 1 });
+        await lock.release();
+      },
+      invalidate: (pattern) => cache.invalidate('pattern', pattern),
+      warm: (items) => cache.warmCache(() => items, { keyExtractor: (i) => `warm:${i.id}` }),
+      close: () => cache.disconnect(),
+    };
+  },
+
+  ioredis: (port) => ioredis(port, false),
+  'ioredis-auto': (port) => ioredis(port, true),
+
+  async 'node-redis'(port) {
+    const { createClient } = require('redis');
+    const client = createClient({ socket: { host: '127.0.0.1', port } });
+    await client.connect();
+    const parse = (s) => (s === null ? null : JSON.parse(s));
+    return {
+      get: async (k) => parse(await client.get(k)),
+      set: (k, v) => client.set(k, JSON.stringify(v), { EX: TTL }),
+      mget: async (keys) => (await client.mGet(keys)).map(parse),
+      mset: (pairs) => {
+        const m = client.multi();
+        for (const [k, v] of Object.entries(pairs)) m.set(k, JSON.stringify(v), { EX: TTL });
+        return m.execAsPipeline();
+      },
+      async lock(k) {
+        const token = require('node:crypto').randomBytes(16).toString('hex');
+        while ((await client.set(k, token, { NX: true, PX: 10000 })) === null) await new Promise((r) => setTimeout(r, 1));
+        await client.eval(RELEASE, { keys: [k], arguments: [token] });
+      },
+      async invalidate(pattern) {
+        let removed = 0;
+        for await (const keys of client.scanIterator({ MATCH: pattern, COUNT: 1000 })) {
+          if (keys.length) removed += await client.unlink(keys);
+        }
+        return removed;
+      },
+      async warm(items) {
+        for (let i = 0; i < items.length; i += 1000) {
+          const m = client.multi();
+          for (const item of items.slice(i, i + 1000)) m.set(`warm:${item.id}`, JSON.stringify(item), { EX: TTL });
+          await m.execAsPipeline();
+        }
+      },
+      close: () => client.quit(),
+    };
+  },
+};
+
+const RELEASE = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end";
+
+async function ioredis(port, enableAutoPipelining) {
+  const Redis = require('ioredis');
+  const redis = new Redis({ host: '127.0.0.1', port, enableAutoPipelining, lazyConnect: true });
+  await redis.connect();
+  const parse = (s) => (s === null ? null : JSON.parse(s));
+  return {
+    get: async (k) => parse(await redis.get(k)),
+    set: (k, v) => redis.set(k, JSON.stringify(v), 'EX', TTL),
+    mget: async (keys) => (await redis.mget(keys)).map(parse),
+    mset: (pairs) => {
+      const p = redis.pipeline();
+      for (const [k, v] of Object.entries(pairs)) p.set(k, JSON.stringify(v), 'EX', TTL);
+      return p.exec();
+    },
+    async lock(k) {
+      const token = require('node:crypto').randomBytes(16).toString('hex');
+      while ((await redis.set(k, token, 'PX', 10000, 'NX')) === null) await new Promise((r) => setTimeout(r, 1));
+      await redis.eval(RELEASE, 1, k, token);
+    },
+    invalidate: (pattern) =>
+      new Promise((resolve, reject) => {
+        let removed = 0;
+        const pending = [];
+        const stream = redis.scanStream({ match: pattern, count: 1000 });
+        stream.on('data', (keys) => keys.length && pending.push(redis.unlink(...keys).then((n) => (removed += n))));
+        stream.on('end', () => Promise.all(pending).then(() => resolve(removed), reject));
+        stream.on('error', reject);
+      }),
+    async warm(items) {
+      for (let i = 0; i < items.length; i += 1000) {
+        const p = redis.pipeline();
+        for (const item of items.slice(i, i + 1000)) p.set(`warm:${item.id}`, JSON.stringify(item), 'EX', TTL);
+        await p.exec();
+      }
+    },
+    close: () => redis.quit(),
+  };
+}
+
+module.exports = { adapters };

@@ -1,0 +1,198 @@
+'use strict';
+
+// `npm run bench`: this package against ioredis (with and without
+// enableAutoPipelining) and node-redis on one redis-server, each client in
+// its own process, interleaved over rounds; redis-benchmark on the same
+// server gives the ceiling. Prints a table, writes bench/results/latest.json
+// and bench/results/chart.svg.
+//
+//   npm run bench -- [--rounds 3] [--seconds 2] [--only substring] [--clients a,b]
+
+const { execFileSync, spawn } = require('node:child_process');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+const { startRedis } = require('../__test__/harness');
+const { workloads } = require('./workloads');
+const { adapters } = require('./adapters');
+const { chart } = require('./chart');
+
+const args = process.argv.slice(2);
+const flag = (name, def) => {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 ? args[i + 1] : def;
+};
+const ROUNDS = Number(flag('rounds', 3));
+const SECONDS = Number(flag('seconds', 2));
+const ONLY = flag('only', '');
+const CLIENTS = flag('clients', Object.keys(adapters).join(',')).split(',');
+const QUIET_BUSY = 0.15; // a core's share other processes may use
+const OURS = 'fluxor';
+
+/** Busy and total jiffies of the whole machine. */
+function cpuTimes() {
+  const [, ...f] = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).map(Number);
+  const idle = f[3] + f[4];
+  const total = f.reduce((a, b) => a + b, 0);
+  return { busy: total - idle, total };
+}
+const hz = 100;
+function processCpuMs(pid) {
+  try {
+    const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    return ((Number(f[11]) + Number(f[12])) / hz) * 1000;
+  } catch {
+    return 0;
+  }
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** Waits (up to 60 s) for a second in which the machine is nearly idle. */
+async function waitQuiet() {
+  for (let i = 0; i < 60; i++) {
+    const a = cpuTimes();
+    await sleep(1000);
+    const b = cpuTimes();
+    const cores = os.cpus().length;
+    const busyCores = ((b.busy - a.busy) / (b.total - a.total)) * cores;
+    if (busyCores < QUIET_BUSY) return true;
+  }
+  return false;
+}
+
+function runWorker(client, name, port) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [path.join(__dirname, 'worker.js'), client, name, String(port), String(SECONDS)], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (err += d));
+    child.on('exit', (code) => (code === 0 ? resolve(JSON.parse(out.trim().split('\n').pop())) : reject(new Error(`${client} ${name}: ${err}`))));
+  });
+}
+
+/** One measurement; repeated (twice at most) when other processes disturbed it. */
+async function measure(server, client, name) {
+  for (let attempt = 0; ; attempt++) {
+    const w = workloads[name];
+    if (w.populate) {
+      const raw = await server.raw();
+      await raw.cmd('FLUSHALL');
+      await raw.cmd('DEBUG', 'POPULATE', w.populate.count, w.populate.prefix.replace(/:$/, ''), 20);
+      raw.close();
+    }
+    await waitQuiet();
+    const redisCpu0 = processCpuMs(server.pid);
+    const cpu0 = cpuTimes();
+    const t0 = Date.now();
+    const result = await runWorker(client, name, server.port);
+    const wallMs = Date.now() - t0;
+    const cpu1 = cpuTimes();
+    const machineMs = ((cpu1.busy - cpu0.busy) / hz) * 1000;
+    const othersMs = machineMs - result.cpuMs - (processCpuMs(server.pid) - redisCpu0);
+    result.disturbed = othersMs / wallMs > QUIET_BUSY;
+    if (!result.disturbed || attempt >= 2) return result;
+    process.stderr.write(`  (${client} / ${name} was disturbed: others used ${Math.round((othersMs / wallMs) * 100)}% of a core; repeating)\n`);
+  }
+}
+
+function redisBenchmark(port) {
+  const out = execFileSync('redis-benchmark', ['-h', '127.0.0.1', '-p', String(port), '-c', '64', '-P', '16', '-d', '100', '-t', 'get,set', '-n', '2000000', '--csv'], {
+    encoding: 'utf8',
+  });
+  const rows = {};
+  for (const line of out.trim().split('\n').slice(1)) {
+    const [test, rps] = line.split(',').map((s) => s.replace(/"/g, ''));
+    rows[test] = Number(rps);
+  }
+  return rows;
+}
+
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+const fmt = (n) => (n >= 1e6 ? `${(n / 1e6).toFixed(2)}M` : n >= 1e3 ? `${(n / 1e3).toFixed(1)}k` : n.toFixed(1));
+
+async function main() {
+  const server = await startRedis({ args: ['--enable-debug-command', 'yes'] });
+  const names = Object.keys(workloads).filter((n) => n.includes(ONLY));
+  const results = {}; // name -> client -> [runs]
+  try {
+    for (let round = 1; round <= ROUNDS; round++) {
+      process.stderr.write(`round ${round}/${ROUNDS}\n`);
+      for (const name of names) {
+        // Interleave: the client order rotates every round.
+        const order = CLIENTS.map((_, i) => CLIENTS[(i + round) % CLIENTS.length]);
+        for (const client of order) {
+          const r = await measure(server, client, name);
+          ((results[name] ??= {})[client] ??= []).push(r);
+          process.stderr.write(`  ${name.padEnd(30)} ${client.padEnd(12)} ${fmt(r.opsPerSec).padStart(8)}/s p50 ${r.p50.toFixed(3)} ms p99 ${r.p99.toFixed(3)} ms${r.disturbed ? ' (disturbed)' : ''}\n`);
+        }
+      }
+    }
+    await waitQuiet();
+    const ceiling = redisBenchmark(server.port);
+    report(names, results, ceiling);
+  } finally {
+    await server.stop();
+  }
+}
+
+function report(names, results, ceiling) {
+  const summary = {};
+  const lines = [];
+  const header = ['workload', ...CLIENTS.map((c) => `${c} ops/s (min-max)`), 'p50/p99 ms (ours)', `${OURS} ÷ best JS`];
+  lines.push(`| ${header.join(' | ')} |`, `|${header.map(() => '---').join('|')}|`);
+  for (const name of names) {
+    const row = [name];
+    const med = {};
+    for (const client of CLIENTS) {
+      const runs = results[name][client];
+      const ops = runs.map((r) => r.opsPerSec);
+      med[client] = median(ops);
+      row.push(`${fmt(med[client])} (${fmt(Math.min(...ops))}-${fmt(Math.max(...ops))})`);
+    }
+    const ours = results[name][OURS];
+    const others = CLIENTS.filter((c) => c !== OURS);
+    const best = Math.max(...others.map((c) => med[c]));
+    const ratio = ours && others.length ? med[OURS] / best : NaN;
+    row.push(ours ? `${median(ours.map((r) => r.p50)).toFixed(3)} / ${median(ours.map((r) => r.p99)).toFixed(3)}` : '-');
+    row.push(Number.isFinite(ratio) ? `${ratio.toFixed(2)}x` : '-');
+    lines.push(`| ${row.join(' | ')} |`);
+    summary[name] = {
+      ratio,
+      clients: Object.fromEntries(
+        CLIENTS.map((c) => [
+          c,
+          {
+            median: med[c],
+            min: Math.min(...results[name][c].map((r) => r.opsPerSec)),
+            max: Math.max(...results[name][c].map((r) => r.opsPerSec)),
+            p50: median(results[name][c].map((r) => r.p50)),
+            p99: median(results[name][c].map((r) => r.p99)),
+          },
+        ]),
+      ),
+    };
+  }
+  const get64 = summary['get 100B c64']?.clients[OURS]?.median;
+  const machine = `${os.cpus().length} × ${os.cpus()[0].model}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}, ${execFileSync('redis-server', ['--version'], { encoding: 'utf8' }).split(' ')[2]}`;
+  lines.push('', `Ceiling, redis-benchmark -c 64 -P 16 -d 100 on the same server: GET ${fmt(ceiling.GET)}/s, SET ${fmt(ceiling.SET)}/s.`);
+  if (get64) lines.push(`${OURS} GET 100 B at 64 in flight reaches ${((get64 / ceiling.GET) * 100).toFixed(0)} % of it.`);
+  lines.push(`Machine: ${machine}. Median of ${ROUNDS} interleaved rounds of ${SECONDS} s; mget/mset count keys per second.`);
+  console.log(lines.join('\n'));
+  const dir = path.join(__dirname, 'results');
+  fs.mkdirSync(dir, { recursive: true });
+  fs.writeFileSync(path.join(dir, 'latest.json'), JSON.stringify({ date: new Date().toISOString(), machine, rounds: ROUNDS, seconds: SECONDS, ceiling, summary }, null, 2));
+  fs.writeFileSync(path.join(dir, 'chart.svg'), chart(summary, CLIENTS));
+  fs.writeFileSync(path.join(dir, 'latest.md'), lines.join('\n') + '\n');
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exitCode = 1;
+});

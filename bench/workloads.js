@@ -1,0 +1,83 @@
+'use strict';
+
+// The workloads of `npm run bench`. Keys and values are made up front so the
+// measured loop holds only the client's own work (and JSON, which every
+// client pays the same).
+
+function objectOf(bytes) {
+  const o = { id: 1, name: 'benchmark item', tags: ['a', 'b'], pad: '' };
+  o.pad = 'x'.repeat(Math.max(0, bytes - JSON.stringify(o).length));
+  return o;
+}
+
+const KEYS = 10_000;
+const keyOf = (i) => `bench:${i % KEYS}`;
+
+function getSet(op, bytes, concurrency) {
+  const value = objectOf(bytes);
+  return {
+    concurrency,
+    async setup(api) {
+      for (let i = 0; i < KEYS; i += 500) {
+        const pairs = {};
+        for (let j = i; j < i + 500; j++) pairs[keyOf(j)] = value;
+        await api.mset(pairs);
+      }
+      return { value };
+    },
+    op: op === 'get' ? (api, _, i) => api.get(keyOf(i)) : (api, ctx, i) => api.set(keyOf(i), ctx.value),
+  };
+}
+
+const batchKeys = (i) => Array.from({ length: 100 }, (_, j) => keyOf(i * 100 + j));
+
+const workloads = {
+  'get 100B c1': getSet('get', 100, 1),
+  'get 100B c64': getSet('get', 100, 64),
+  'set 100B c1': getSet('set', 100, 1),
+  'set 100B c64': getSet('set', 100, 64),
+  'get 1KB c1': getSet('get', 1024, 1),
+  'get 1KB c64': getSet('get', 1024, 64),
+  'set 1KB c1': getSet('set', 1024, 1),
+  'set 1KB c64': getSet('set', 1024, 64),
+  'mix 80/20 c64': {
+    ...getSet('get', 100, 64),
+    op: (api, ctx, i) => (i % 5 === 0 ? api.set(keyOf(i), ctx.value) : api.get(keyOf(i))),
+  },
+  'mget 100 keys c8': {
+    ...getSet('get', 100, 8),
+    unit: 100,
+    op: (api, _, i) => api.mget(batchKeys(i)),
+  },
+  'mset 100 keys c8': {
+    ...getSet('get', 100, 8),
+    unit: 100,
+    op: (api, ctx, i) => {
+      const pairs = {};
+      for (const k of batchKeys(i)) pairs[k] = ctx.value;
+      return api.mset(pairs);
+    },
+  },
+  'lock acquire+release c8': {
+    concurrency: 8,
+    op: (api, _, i) => api.lock(`benchlock:${i % 64}`),
+  },
+  'invalidate pattern 200k keys': {
+    kind: 'once',
+    unit: 200_000,
+    // bench/run.js fills the keys with DEBUG POPULATE before the run.
+    populate: { count: 200_000, prefix: 'inv:' },
+    op: async (api) => {
+      const removed = await api.invalidate('inv:*');
+      if (removed !== undefined && removed !== 200_000) throw new Error(`removed ${removed}, expected 200000`);
+    },
+  },
+  'warmCache 100k items': {
+    kind: 'once',
+    unit: 100_000,
+    setup: () => ({ items: Array.from({ length: 100_000 }, (_, id) => ({ id, name: `item ${id}`, price: id / 100 })) }),
+    op: (api, ctx) => api.warm(ctx.items),
+  },
+};
+
+module.exports = { workloads, objectOf };
