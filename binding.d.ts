@@ -28,5 +28,16 @@ export declare class CacheEngine {
   exec(id: number, ops: Array<string>): void
   /** Whether pending batches keep the process alive. */
   hold(active: boolean): void
+  /**
+   * A built-in strategy: `kind` is cascade, tag or pattern. Resolves the
+   * number of cache keys removed, or the Error.
+   */
+  invalidate(kind: string, arg: string): Promise<number | Error>
+  /** Resolves the fencing token, or the Error (ERR_LOCK_NOT_ACQUIRED). */
+  lockAcquire(key: string, token: string, ttlMs: number, retries: number, retryDelayMs: number): Promise<number | Error>
+  lockRelease(key: string, token: string): Promise<boolean | Error>
+  lockExtend(key: string, token: string, ttlMs: number): Promise<boolean | Error>
+  /** `getStats()` as JSON text, or the Error. */
+  stats(): Promise<string | Error>
   disconnect(): void
 }

@@ -9,8 +9,13 @@ const { CacheEngine } = require('./binding.js');
 const { cacheError, typeError, rangeError, describe } = require('./lib/errors');
 const { toKey, encode, decode, ttlArg, tagsArg, optionsArg, entriesOf } = require('./lib/args');
 const { Batcher } = require('./lib/batch');
+const { KeyPatterns } = require('./lib/patterns');
+const { Lock, lockOptions, unwrap } = require('./lib/lock');
+const { warm, warmOptions } = require('./lib/warm');
+const { randomBytes } = require('node:crypto');
 
 const same = (reply) => reply;
+const BUILT_IN_STRATEGIES = new Set(['cascade', 'tag', 'pattern']);
 const decodeList = (replies) => replies.map(decode);
 const defaultRetryStrategy = (times) => Math.min(times * 50, 2000);
 
@@ -21,6 +26,8 @@ class CacheModule extends EventEmitter {
   #state = 'idle'; // idle | connecting | ready | reconnecting | end | closed
   #connecting = null;
   #reconnectTimer = null;
+  #patterns = new KeyPatterns();
+  #strategies = new Map();
 
   constructor(options = {}) {
     super();
@@ -215,6 +222,79 @@ class CacheModule extends EventEmitter {
     } catch (err) {
       return Promise.reject(err);
     }
+  }
+
+  // ---- key patterns, invalidation, warming -------------------------------
+
+  /** The key for a pattern (not prefixed). Throws ERR_UNKNOWN_PATTERN or a TypeError. */
+  generateKey(pattern, ...args) {
+    return this.#patterns.generate(pattern, args);
+  }
+
+  registerKeyPattern(name, fn) {
+    this.#patterns.register(name, fn);
+  }
+
+  registerInvalidationStrategy(name, fn) {
+    if (typeof name !== 'string' || name.length === 0) throw typeError(`strategy name must be a non-empty string, got ${describe(name)}`);
+    if (typeof fn !== 'function') throw typeError(`strategy ${JSON.stringify(name)} must be a function, got ${describe(fn)}`);
+    this.#strategies.set(name, fn);
+  }
+
+  /** cascade(key), tag(tag), pattern(glob): the number of cache keys removed; a registered strategy: what it returns. */
+  async invalidate(strategy, ...args) {
+    const custom = this.#strategies.get(strategy);
+    if (custom !== undefined) return custom(...args);
+    if (!BUILT_IN_STRATEGIES.has(strategy)) {
+      throw cacheError('ERR_UNKNOWN_STRATEGY', `unknown invalidation strategy ${typeof strategy === 'string' ? JSON.stringify(strategy) : describe(strategy)}`);
+    }
+    const [arg] = args;
+    const what = strategy === 'cascade' ? toKey(arg) : arg;
+    if (typeof what !== 'string' || what.length === 0) {
+      throw typeError(`invalidate('${strategy}') needs a non-empty string, got ${describe(arg)}`);
+    }
+    return unwrap(await this.#engine.invalidate(strategy, what));
+  }
+
+  /** Loads what `warmer()` gives in pipelined batches; resolves { loaded }. */
+  async warmCache(warmer, options) {
+    if (typeof warmer !== 'function') throw typeError(`warmer must be a function, got ${describe(warmer)}`);
+    const o = optionsArg(options);
+    const settings = warmOptions(o);
+    const ttl = ttlArg(o.ttl, 'options.ttl');
+    const tags = tagsArg(o.tags);
+    const source = await warmer();
+    return warm(source, settings, () => ['mset', ttl, tags, ''], (args) => this.#batch.run(same, args));
+  }
+
+  // ---- locks ----------------------------------------------------------------
+
+  /** Acquires `key` or rejects with ERR_LOCK_NOT_ACQUIRED when the retries run out. */
+  async lock(key, options) {
+    const k = toKey(key);
+    const o = lockOptions(options ?? {});
+    const token = randomBytes(16).toString('hex');
+    const fence = unwrap(await this.#engine.lockAcquire(k, token, o.ttlMs, o.retries, o.retryDelay));
+    const lock = new Lock(this.#engine, k, token, fence, o.ttlMs);
+    if (o.autoExtend) lock.startExtending();
+    return lock;
+  }
+
+  /** Runs `fn(lock)` holding `key`, and releases the lock whatever happens. */
+  async withLock(key, fn, options) {
+    if (typeof fn !== 'function') throw typeError(`fn must be a function, got ${describe(fn)}`);
+    const lock = await this.lock(key, options);
+    try {
+      return await fn(lock);
+    } finally {
+      await lock.release().catch(() => false);
+    }
+  }
+
+  // ---- stats ----------------------------------------------------------------
+
+  async getStats() {
+    return JSON.parse(unwrap(await this.#engine.stats()));
   }
 
   #keyOp(op, key) {

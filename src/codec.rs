@@ -17,10 +17,6 @@ impl Codec {
     Codec { prefix: prefix.to_string() }
   }
 
-  pub fn prefix(&self) -> &str {
-    &self.prefix
-  }
-
   /// The stored name of a user key.
   pub fn key(&self, key: &str) -> Result<Vec<u8>> {
     if key.is_empty() {
@@ -37,12 +33,18 @@ impl Codec {
     self.join("tag:", tag)
   }
 
+  /// A lock's key: the name is a cluster hash tag, so that the lock and
+  /// its fencing counter (the same key plus `:fence`) share a slot.
   pub fn lock_key(&self, key: &str) -> Vec<u8> {
-    self.join("lock:", key)
+    let mut out = self.join("lock:{", key);
+    out.push(b'}');
+    out
   }
 
   pub fn fence_key(&self, key: &str) -> Vec<u8> {
-    self.join("fence:", key)
+    let mut out = self.lock_key(key);
+    out.extend_from_slice(b":fence");
+    out
   }
 
   /// The user's name of a stored key, or None for a reserved or foreign one.
@@ -97,9 +99,10 @@ mod tests {
     assert!(c.key("").is_err());
     assert!(c.key("__fluxor__:tag:x").is_err());
     assert_eq!(c.tag_index("t"), b"app:__fluxor__:tag:t");
-    assert_eq!(c.lock_key("r"), b"app:__fluxor__:lock:r");
+    assert_eq!(c.lock_key("r"), b"app:__fluxor__:lock:{r}");
+    assert_eq!(c.fence_key("r"), b"app:__fluxor__:lock:{r}:fence");
+    assert_eq!(c.user_key(b"app:__fluxor__:lock:{r}"), None);
     assert_eq!(c.user_key(b"app:user:1"), Some(&b"user:1"[..]));
-    assert_eq!(c.user_key(b"app:__fluxor__:lock:r"), None);
     assert_eq!(c.user_key(b"other:user:1"), None);
   }
 

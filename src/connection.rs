@@ -17,6 +17,13 @@ use crate::error::{CacheError, Code, Result};
 use crate::multiplex::{Done, Multiplexed, OnLost};
 use crate::options::{addr_of, Options, Target};
 
+/// One server to talk to directly: the standalone server, or a cluster master.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Node {
+  Standalone,
+  Master { host: String, port: u16 },
+}
+
 #[derive(Clone)]
 pub enum Connection {
   Standalone(Arc<Multiplexed>),
@@ -46,10 +53,6 @@ impl Connection {
     tokio::time::timeout(opts.connect_timeout, connect)
       .await
       .unwrap_or_else(|_| Err(CacheError::timeout(&format!("connecting to {what}"), opts.connect_timeout.as_millis() as u64)))
-  }
-
-  pub fn is_cluster(&self) -> bool {
-    matches!(self, Connection::Cluster { .. })
   }
 
   /// Sends `cmds` as a pipeline and calls `done` with one value per command,
@@ -85,6 +88,46 @@ impl Connection {
     let (tx, rx) = oneshot::channel();
     self.send(cmds, Box::new(move |r| drop(tx.send(r))));
     rx.await.unwrap_or_else(|_| Err(CacheError::new(Code::Connection, "the connection was closed")))
+  }
+
+  /// The servers that hold data: the one server, or every cluster master.
+  pub async fn masters(&self) -> Result<Vec<Node>> {
+    match self {
+      Connection::Standalone(_) => Ok(vec![Node::Standalone]),
+      Connection::Cluster { conn, .. } => {
+        let mut conn = conn.clone();
+        let text: String = redis::cmd("CLUSTER")
+          .arg("NODES")
+          .query_async(&mut conn)
+          .await
+          .map_err(|e| CacheError::from_redis(&e, "cluster"))?;
+        Ok(parse_masters(&text))
+      }
+    }
+  }
+
+  /// `run` on one node (`Node::Standalone` on a standalone connection). In a
+  /// cluster every command must stay within one slot of that node.
+  pub async fn run_on(&self, node: &Node, cmds: Vec<Cmd>) -> Result<Vec<Value>> {
+    match (self, node) {
+      (Connection::Cluster { conn, timeout }, Node::Master { host, port }) => {
+        let mut conn = conn.clone();
+        let route = redis::cluster_routing::SingleNodeRoutingInfo::ByAddress { host: host.clone(), port: *port };
+        let n = cmds.len();
+        let mut pipe = Pipeline::with_capacity(n);
+        pipe.ignore_errors();
+        for cmd in cmds {
+          pipe.add_command(cmd);
+        }
+        let addr = format!("{host}:{port}");
+        match tokio::time::timeout(*timeout, conn.route_pipeline(pipe, 0, n, route)).await {
+          Ok(Ok(values)) => Ok(values),
+          Ok(Err(e)) => Err(CacheError::from_redis(&e, &addr)),
+          Err(_) => Err(CacheError::timeout(&format!("command to {addr}"), timeout.as_millis() as u64)),
+        }
+      }
+      _ => self.run(cmds).await,
+    }
   }
 
   pub fn close(&self) {
@@ -130,6 +173,24 @@ async fn open_standalone(info: &ConnectionInfo, timeout: Duration, on_lost: OnLo
       Err(e)
     }
   }
+}
+
+/// The masters in a `CLUSTER NODES` reply, as `host:port`.
+fn parse_masters(text: &str) -> Vec<Node> {
+  text
+    .lines()
+    .filter_map(|line| {
+      let fields: Vec<&str> = line.split(' ').collect();
+      let flags = fields.get(2)?;
+      if !flags.split(',').any(|f| f == "master") || flags.contains("fail") || flags.contains("noaddr") {
+        return None;
+      }
+      // ip:port@cport[,hostname]
+      let addr = fields.get(1)?.split(['@', ',']).next()?;
+      let (host, port) = addr.rsplit_once(':')?;
+      Some(Node::Master { host: host.to_string(), port: port.parse().ok()? })
+    })
+    .collect()
 }
 
 /// A cluster pipeline must stay within one slot: group the commands by slot,
@@ -183,3 +244,23 @@ pub fn describe(target: &Target) -> String {
   }
 }
 
+
+#[cfg(test)]
+mod tests {
+  use super::*;
+
+  #[test]
+  fn masters_of_cluster_nodes() {
+    let text = "07c3 127.0.0.1:30004@40004 slave e7d1 0 1426238317239 4 connected\n\
+67ed 127.0.0.1:30002@40002 master - 0 1426238316232 2 connected 5461-10922\n\
+292f 127.0.0.1:30003@40003 master,fail - 0 1426238318243 3 connected\n\
+e7d1 127.0.0.1:30001@40001 myself,master - 0 0 1 connected 0-5460\n";
+    assert_eq!(
+      parse_masters(text),
+      vec![
+        Node::Master { host: "127.0.0.1".into(), port: 30002 },
+        Node::Master { host: "127.0.0.1".into(), port: 30001 },
+      ]
+    );
+  }
+}

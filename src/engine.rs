@@ -8,11 +8,11 @@ use std::time::Instant;
 use redis::{Cmd, Value};
 
 use crate::codec::Codec;
-use crate::connection::{describe, Connection};
+use crate::connection::{describe, Connection, Node};
 use crate::error::{CacheError, Code, Result};
 use crate::ops::{Op, Reply, Wire};
 use crate::options::Options;
-use crate::stats::{add, Stats};
+use crate::stats::{add, ServerInfo, Stats};
 
 /// Receives what the engine reports on its own: a lost connection.
 pub type Events = Arc<dyn Fn(CacheError) + Send + Sync>;
@@ -138,6 +138,88 @@ impl Engine {
     rx.await.unwrap_or_else(|_| Err(CacheError::new(Code::Connection, "the connection was closed")))
   }
 
+  /// The servers that hold data (every master in a cluster).
+  pub async fn masters(&self) -> Result<Vec<Node>> {
+    self.connection()?.conn.masters().await
+  }
+
+  /// `run` on one node.
+  pub async fn run_on(self: &Arc<Self>, node: &Node, cmds: Vec<Cmd>) -> Result<Vec<Value>> {
+    match node {
+      Node::Standalone => self.run(cmds).await,
+      node => {
+        let current = self.connection()?;
+        let started = Instant::now();
+        let n = cmds.len() as u64;
+        let result = current.conn.run_on(node, cmds).await;
+        self.stats.record_latency(started.elapsed(), n);
+        result
+      }
+    }
+  }
+
+  /// `getStats()`: this instance's counters and the servers' figures, as
+  /// JSON text.
+  pub async fn stats_json(self: &Arc<Self>) -> Result<String> {
+    use std::sync::atomic::Ordering::Relaxed;
+    let current = self.connection();
+    let connected = current.is_ok();
+    if let Err(err) = &current {
+      if err.code == Code::NotConnected {
+        return Err(err.clone());
+      }
+    }
+    let mut server = ServerInfo::default();
+    let mut nodes = Vec::new();
+    if connected {
+      for node in self.masters().await? {
+        let mut info = redis::cmd("INFO");
+        info.arg("server").arg("memory");
+        let values = self.run_on(&node, vec![info, redis::cmd("DBSIZE")]).await?;
+        let text = match &values[0] {
+          Value::BulkString(b) => String::from_utf8_lossy(b).into_owned(),
+          Value::VerbatimString { text, .. } => text.clone(),
+          other => return Err(CacheError::new(Code::Redis, format!("unexpected INFO reply {other:?}"))),
+        };
+        let keys = match values[1] {
+          Value::Int(n) => n as u64,
+          _ => 0,
+        };
+        server.add(&text, keys);
+        nodes.push(match node {
+          Node::Standalone => self.addr(),
+          Node::Master { host, port } => format!("{host}:{port}"),
+        });
+      }
+    }
+    let s = &self.stats;
+    Ok(
+      serde_json::json!({
+        "hits": s.hits.load(Relaxed),
+        "misses": s.misses.load(Relaxed),
+        "hitRate": s.hit_rate(),
+        "sets": s.sets.load(Relaxed),
+        "deletes": s.deletes.load(Relaxed),
+        "errors": s.errors.load(Relaxed),
+        "operations": s.operations.load(Relaxed),
+        "latency": { "p50": s.latency_ms(0.5), "p99": s.latency_ms(0.99) },
+        "memory": { "used": server.used, "peak": server.peak, "rss": server.rss },
+        "keys": server.keys,
+        "connected": connected,
+        "server": {
+          "version": server.version,
+          "mode": if self.opts.is_cluster() { "cluster" } else { "standalone" },
+          "nodes": nodes,
+        },
+      })
+      .to_string(),
+    )
+  }
+
+  pub fn is_cluster(&self) -> bool {
+    self.opts.is_cluster()
+  }
+
   /// Runs one batch of hot-path operations from the JS face; `deliver` gets
   /// one reply per operation, in order.
   pub fn exec(self: &Arc<Self>, wire: &[String], deliver: impl FnOnce(Vec<Reply>) + Send + 'static) {
@@ -150,10 +232,10 @@ impl Engine {
       }
     }
     add(&self.stats.operations, ops.len() as u64);
-    let cluster = match self.connection() {
-      Ok(current) => current.conn.is_cluster(),
-      Err(err) => return deliver(self.fail_all(err, ops.len())),
-    };
+    if let Err(err) = self.connection() {
+      return deliver(self.fail_all(err, ops.len()));
+    }
+    let cluster = self.is_cluster();
     let mut cmds = Vec::with_capacity(ops.len());
     let mut spans = Vec::with_capacity(ops.len());
     for op in &ops {

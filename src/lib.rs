@@ -10,6 +10,8 @@ mod codec;
 mod connection;
 mod engine;
 mod error;
+mod invalidate;
+mod lock;
 mod multiplex;
 mod ops;
 mod options;
@@ -123,10 +125,54 @@ impl CacheEngine {
     napi::check_status!(status)
   }
 
+  /// A built-in strategy: `kind` is cascade, tag or pattern. Resolves the
+  /// number of cache keys removed, or the Error.
+  #[napi(ts_return_type = "Promise<number | Error>")]
+  pub async fn invalidate(&self, kind: String, arg: String) -> Reply {
+    let e = &self.engine;
+    let removed = match kind.as_str() {
+      "cascade" => invalidate::cascade(e, &arg).await,
+      "tag" => invalidate::tag(e, &arg).await,
+      "pattern" => invalidate::pattern(e, &arg).await,
+      other => Err(CacheError::new(error::Code::UnknownStrategy, format!("unknown invalidation strategy {other:?}"))),
+    };
+    if let Ok(n) = removed {
+      stats::add(&e.stats.deletes, n);
+    }
+    reply(removed.map(|n| Reply::Int(n as i64)))
+  }
+
+  /// Resolves the fencing token, or the Error (ERR_LOCK_NOT_ACQUIRED).
+  #[napi(ts_return_type = "Promise<number | Error>")]
+  pub async fn lock_acquire(&self, key: String, token: String, ttl_ms: u32, retries: u32, retry_delay_ms: u32) -> Reply {
+    let req = lock::LockRequest { key: &key, token: &token, ttl_ms: ttl_ms.into(), retries, retry_delay_ms: retry_delay_ms.into() };
+    reply(lock::acquire(&self.engine, req).await.map(|fence| Reply::Int(fence as i64)))
+  }
+
+  #[napi(ts_return_type = "Promise<boolean | Error>")]
+  pub async fn lock_release(&self, key: String, token: String) -> Reply {
+    reply(lock::release(&self.engine, &key, &token).await.map(Reply::Bool))
+  }
+
+  #[napi(ts_return_type = "Promise<boolean | Error>")]
+  pub async fn lock_extend(&self, key: String, token: String, ttl_ms: u32) -> Reply {
+    reply(lock::extend(&self.engine, &key, &token, ttl_ms.into()).await.map(Reply::Bool))
+  }
+
+  /// `getStats()` as JSON text, or the Error.
+  #[napi(ts_return_type = "Promise<string | Error>")]
+  pub async fn stats(&self) -> Reply {
+    reply(self.engine.stats_json().await.map(Reply::Str))
+  }
+
   #[napi]
   pub fn disconnect(&self) {
     self.engine.disconnect();
   }
+}
+
+fn reply(result: error::Result<Reply>) -> Reply {
+  result.unwrap_or_else(Reply::Err)
 }
 
 /// Throws `err` into JS as the right Error class with its `code`.

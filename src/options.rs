@@ -29,6 +29,10 @@ pub struct Options {
 }
 
 impl Options {
+  pub fn is_cluster(&self) -> bool {
+    matches!(self.target, Target::Cluster(_))
+  }
+
   /// Parses the constructor options; `env` reads an environment variable
   /// (REDIS_HOST, REDIS_PORT, REDIS_PASSWORD, REDIS_DB) for absent options.
   pub fn parse(json: &str, env: impl Fn(&str) -> Option<String>) -> Result<Options> {

@@ -109,6 +109,14 @@ mod tests {
   }
 
   #[test]
+  fn server_info_sums() {
+    let mut info = ServerInfo::default();
+    info.add("# Server\r\nredis_version:7.0.15\r\n# Memory\r\nused_memory:100\r\nused_memory_peak:150\r\nused_memory_rss:400\r\n", 3);
+    info.add("redis_version:7.0.15\r\nused_memory:10\r\nused_memory_peak:15\r\nused_memory_rss:40\r\n", 2);
+    assert_eq!((info.version.as_str(), info.used, info.peak, info.rss, info.keys), ("7.0.15", 110, 165, 440, 5));
+  }
+
+  #[test]
   fn quantiles() {
     let s = Stats::default();
     assert_eq!(s.latency_ms(0.5), 0.0);
@@ -120,5 +128,33 @@ mod tests {
     add(&s.hits, 3);
     add(&s.misses, 1);
     assert_eq!(s.hit_rate(), 0.75);
+  }
+}
+
+/// What the server says about itself, summed over masters in a cluster.
+#[derive(Default)]
+pub struct ServerInfo {
+  pub version: String,
+  pub used: u64,
+  pub peak: u64,
+  pub rss: u64,
+  pub keys: u64,
+}
+
+impl ServerInfo {
+  /// Adds one server's `INFO` text and `DBSIZE`.
+  pub fn add(&mut self, info: &str, keys: u64) {
+    for line in info.lines() {
+      let Some((name, value)) = line.trim_end().split_once(':') else { continue };
+      let n = || value.parse::<u64>().unwrap_or(0);
+      match name {
+        "redis_version" if self.version.is_empty() => self.version = value.to_string(),
+        "used_memory" => self.used += n(),
+        "used_memory_peak" => self.peak += n(),
+        "used_memory_rss" => self.rss += n(),
+        _ => {}
+      }
+    }
+    self.keys += keys;
   }
 }
