@@ -35,6 +35,7 @@ class CacheModule extends EventEmitter {
       throw typeError(`options must be an object, got ${describe(options)}`);
     }
     const { retryStrategy = defaultRetryStrategy, ...data } = options;
+    if (data.tls !== null && typeof data.tls === 'object') data.tls = pemText(data.tls);
     if (typeof retryStrategy !== 'function') {
       throw typeError(`options.retryStrategy must be a function, got ${describe(retryStrategy)}`);
     }
@@ -304,6 +305,14 @@ class CacheModule extends EventEmitter {
       return Promise.reject(err);
     }
   }
+}
+
+/** The tls option with its certificates as PEM text (Buffers and arrays allowed). */
+function pemText(tls) {
+  const text = (v) => (v instanceof Uint8Array ? Buffer.from(v).toString('utf8') : Array.isArray(v) ? v.map(text).join('\n') : v);
+  const out = { ...tls };
+  for (const name of ['ca', 'cert', 'key']) if (out[name] !== undefined) out[name] = text(out[name]);
+  return out;
 }
 
 /** On a miss or a cache error, the fallback (a function is called once). */

@@ -73,16 +73,54 @@ async function main() {
     const products = await cache.mget(['product:1', 'product:2']);
     show("await cache.mget(['product:1', 'product:2'])", products);
 
+    // Using key patterns
+    const userKey = cache.generateKey('user', userId);
+    const inventoryKey = cache.generateKey('inventory', productId);
+    show("cache.generateKey('user', userId)", userKey);
+    show("cache.generateKey('inventory', productId)", inventoryKey);
+
+    // Cache warming
+    show(
+      'await cache.warmCache(fetchAllProducts, {keyExtractor, ttl: 7200})',
+      await cache.warmCache(
+        async () => {
+          return await fetchAllProducts();
+        },
+        {
+          keyExtractor: (product) => `product:${product.id}`,
+          ttl: 7200,
+        },
+      ),
+    );
+
+    // Distributed locking
+    const lock = await cache.lock('resource:critical', {
+      ttl: 30,
+      retries: 10,
+    });
+    show("await cache.lock('resource:critical', {ttl: 30, retries: 10})", { key: lock.key, fencingToken: lock.fencingToken });
+    try {
+      // Perform critical operation
+    } finally {
+      show('await lock.release()', await lock.release());
+    }
+
+    // Cache invalidation
+    await cache.set('user:123:profile', { bio: 'hi' });
+    show("await cache.invalidate('cascade', 'user:123')", await cache.invalidate('cascade', 'user:123'));
+    show("await cache.invalidate('pattern', 'session:*')", await cache.invalidate('pattern', 'session:*'));
+
     // Error handling: fallbacks
     show("await cache.get('key', {fallback: 'default'})", await cache.get('key', { fallback: 'default' }));
     show("await cache.get('key', {fallback: async () => ...})", await cache.get('key', { fallback: async () => ({ from: 'database' }) }));
 
-    show("await cache.del('user:123')", await cache.del('user:123'));
-    show("await cache.exists('user:123')", await cache.exists('user:123'));
+    // Performance monitoring
+    const stats = await cache.getStats();
+    show('hit rate (stats.hits / (stats.hits + stats.misses))', `${((stats.hits / (stats.hits + stats.misses)) * 100).toFixed(1)}%`);
+    show('memory (stats.memory.used / 1024 / 1024)', `${(stats.memory.used / 1024 / 1024).toFixed(2)}MB`);
 
     await cache.disconnect();
     show('await cache.disconnect()', undefined);
-    void userId, void productId, void fetchAllProducts;
   } finally {
     if (server) await server.stop();
   }

@@ -8,9 +8,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::future::join_all;
+use redis::aio::MultiplexedConnection;
 use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::Slot;
-use redis::{Cmd, ConnectionAddr, ConnectionInfo, Pipeline, Value};
+use redis::{AsyncConnectionConfig, Client, Cmd, ConnectionAddr, ConnectionInfo, Pipeline, Value};
 use tokio::sync::oneshot;
 
 use crate::error::{CacheError, Code, Result};
@@ -26,7 +27,10 @@ pub enum Node {
 
 #[derive(Clone)]
 pub enum Connection {
+  /// Plain TCP to one server: the JS-thread write path (src/multiplex.rs).
   Standalone(Arc<Multiplexed>),
+  /// TLS to one server, through redis-rs's multiplexed connection.
+  Tls { conn: MultiplexedConnection, timeout: Duration },
   Cluster { conn: ClusterConnection, timeout: Duration },
 }
 
@@ -37,13 +41,30 @@ impl Connection {
     let what = describe(&opts.target);
     let connect = async {
       match &opts.target {
+        Target::Standalone(info) if matches!(info.addr(), ConnectionAddr::TcpTls { .. }) => {
+          let err = |e: redis::RedisError| CacheError::from_redis(&e, &what);
+          let client = match &opts.tls {
+            Some(certs) => Client::build_with_tls(info.clone(), certs.clone()),
+            None => Client::open(info.clone()),
+          }
+          .map_err(err)?;
+          let config = AsyncConnectionConfig::new().set_connection_timeout(Some(opts.connect_timeout)).set_response_timeout(None);
+          let mut conn = client.get_multiplexed_async_connection_with_config(&config).await.map_err(err)?;
+          redis::cmd("PING").query_async::<()>(&mut conn).await.map_err(err)?;
+          Ok(Connection::Tls { conn, timeout: opts.command_timeout })
+        }
         Target::Standalone(info) => open_standalone(info, opts.command_timeout, on_lost).await,
         Target::Cluster(nodes) => {
-          let client = redis::cluster::ClusterClientBuilder::new(nodes.clone())
+          let mut builder = redis::cluster::ClusterClientBuilder::new(nodes.clone())
             .connection_timeout(opts.connect_timeout)
-            .response_timeout(opts.command_timeout)
-            .build()
-            .map_err(|e| CacheError::from_redis(&e, &what))?;
+            .response_timeout(opts.command_timeout);
+          if let Some(ConnectionAddr::TcpTls { insecure, .. }) = nodes.first().map(|n| n.addr()) {
+            builder = builder.tls(if *insecure { redis::TlsMode::Insecure } else { redis::TlsMode::Secure });
+            if let Some(certs) = &opts.tls {
+              builder = builder.certs(certs.clone());
+            }
+          }
+          let client = builder.build().map_err(|e| CacheError::from_redis(&e, &what))?;
           let mut conn = client.get_async_connection().await.map_err(|e| CacheError::from_redis(&e, &what))?;
           redis::cmd("PING").query_async::<()>(&mut conn).await.map_err(|e| CacheError::from_redis(&e, &what))?;
           Ok(Connection::Cluster { conn, timeout: opts.command_timeout })
@@ -69,17 +90,11 @@ impl Connection {
         }
         mux.send(&packed, cmds.len(), done);
       }
-      Connection::Cluster { conn, timeout } => {
-        let (conn, timeout) = (conn.clone(), *timeout);
-        napi::bindgen_prelude::spawn(async move {
-          let result = match tokio::time::timeout(timeout, run_cluster(conn, cmds)).await {
-            Ok(Ok(values)) => Ok(values),
-            Ok(Err(e)) => Err(CacheError::from_redis(&e, "cluster")),
-            Err(_) => Err(CacheError::timeout("command", timeout.as_millis() as u64)),
-          };
-          done(result);
-        });
+      Connection::Tls { conn, timeout } => {
+        let mut conn = conn.clone();
+        spawn_with_timeout(*timeout, async move { pipeline(cmds).query_async(&mut conn).await }, done);
       }
+      Connection::Cluster { conn, timeout } => spawn_with_timeout(*timeout, run_cluster(conn.clone(), cmds), done),
     }
   }
 
@@ -93,7 +108,7 @@ impl Connection {
   /// The servers that hold data: the one server, or every cluster master.
   pub async fn masters(&self) -> Result<Vec<Node>> {
     match self {
-      Connection::Standalone(_) => Ok(vec![Node::Standalone]),
+      Connection::Standalone(_) | Connection::Tls { .. } => Ok(vec![Node::Standalone]),
       Connection::Cluster { conn, .. } => {
         let mut conn = conn.clone();
         let text: String = redis::cmd("CLUSTER")
@@ -114,13 +129,8 @@ impl Connection {
         let mut conn = conn.clone();
         let route = redis::cluster_routing::SingleNodeRoutingInfo::ByAddress { host: host.clone(), port: *port };
         let n = cmds.len();
-        let mut pipe = Pipeline::with_capacity(n);
-        pipe.ignore_errors();
-        for cmd in cmds {
-          pipe.add_command(cmd);
-        }
         let addr = format!("{host}:{port}");
-        match tokio::time::timeout(*timeout, conn.route_pipeline(pipe, 0, n, route)).await {
+        match tokio::time::timeout(*timeout, conn.route_pipeline(pipeline(cmds), 0, n, route)).await {
           Ok(Ok(values)) => Ok(values),
           Ok(Err(e)) => Err(CacheError::from_redis(&e, &addr)),
           Err(_) => Err(CacheError::timeout(&format!("command to {addr}"), timeout.as_millis() as u64)),
@@ -161,7 +171,8 @@ async fn open_standalone(info: &ConnectionInfo, timeout: Duration, on_lost: OnLo
     for (i, v) in values.iter().enumerate() {
       if let Value::ServerError(e) = v {
         let code = if has_auth && i == 0 { Code::Auth } else { Code::Redis };
-        return Err(CacheError::new(code, format!("{}: {e}", addr_of(info))));
+        let err = CacheError::server(e);
+        return Err(CacheError::new(code, format!("{}: {}", addr_of(info), err.message)));
       }
     }
     Ok(())
@@ -173,6 +184,30 @@ async fn open_standalone(info: &ConnectionInfo, timeout: Duration, on_lost: OnLo
       Err(e)
     }
   }
+}
+
+/// Runs a redis-rs request on tokio and completes `done` with its values,
+/// or with ERR_TIMEOUT after `timeout`.
+fn spawn_with_timeout<F>(timeout: Duration, request: F, done: Done)
+where
+  F: std::future::Future<Output = redis::RedisResult<Vec<Value>>> + Send + 'static,
+{
+  napi::bindgen_prelude::spawn(async move {
+    done(match tokio::time::timeout(timeout, request).await {
+      Ok(Ok(values)) => Ok(values),
+      Ok(Err(e)) => Err(CacheError::from_redis(&e, "redis")),
+      Err(_) => Err(CacheError::timeout("command", timeout.as_millis() as u64)),
+    })
+  });
+}
+
+fn pipeline(cmds: Vec<Cmd>) -> Pipeline {
+  let mut pipe = Pipeline::with_capacity(cmds.len());
+  pipe.ignore_errors();
+  for cmd in cmds {
+    pipe.add_command(cmd);
+  }
+  pipe
 }
 
 /// The masters in a `CLUSTER NODES` reply, as `host:port`.
@@ -197,20 +232,16 @@ fn parse_masters(text: &str) -> Vec<Node> {
 /// send the groups side by side and put the replies back in order.
 async fn run_cluster(conn: ClusterConnection, cmds: Vec<Cmd>) -> redis::RedisResult<Vec<Value>> {
   let n = cmds.len();
-  let mut groups: HashMap<Option<Slot>, (Vec<usize>, Pipeline)> = HashMap::new();
+  let mut groups: HashMap<Option<Slot>, (Vec<usize>, Vec<Cmd>)> = HashMap::new();
   for (i, cmd) in cmds.into_iter().enumerate() {
-    let (indexes, pipe) = groups.entry(routing_key(&cmd).map(Slot::for_key)).or_insert_with(|| {
-      let mut pipe = Pipeline::new();
-      pipe.ignore_errors();
-      (Vec::new(), pipe)
-    });
+    let (indexes, group) = groups.entry(routing_key(&cmd).map(Slot::for_key)).or_default();
     indexes.push(i);
-    pipe.add_command(cmd);
+    group.push(cmd);
   }
-  let replies = join_all(groups.into_values().map(|(indexes, pipe)| {
+  let replies = join_all(groups.into_values().map(|(indexes, group)| {
     let mut conn = conn.clone();
     async move {
-      let values: Vec<Value> = pipe.query_async(&mut conn).await?;
+      let values: Vec<Value> = pipeline(group).query_async(&mut conn).await?;
       Ok::<_, redis::RedisError>((indexes, values))
     }
   }))

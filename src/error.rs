@@ -71,6 +71,15 @@ impl CacheError {
     CacheError::new(Code::Timeout, format!("{what} timed out after {ms} ms"))
   }
 
+  /// A server error reply, its text as the server sent it (`NOPERM ...`).
+  pub fn server(e: &redis::ServerError) -> Self {
+    let text = match e.details() {
+      Some(details) => format!("{} {details}", e.code()),
+      None => e.code().to_string(),
+    };
+    CacheError::new(Code::Redis, text)
+  }
+
   /// Maps a redis-rs error; `addr` names the server for connection failures.
   pub fn from_redis(err: &redis::RedisError, addr: &str) -> Self {
     use redis::ErrorKind;
@@ -90,8 +99,9 @@ impl CacheError {
         }
       }
     };
-    let message = match code {
-      Code::Connection | Code::Auth | Code::Timeout => format!("{addr}: {err}"),
+    let message = match (code, err.code()) {
+      (Code::Connection | Code::Auth | Code::Timeout, _) => format!("{addr}: {err}"),
+      (_, Some(server_code)) => format!("{server_code} {}", err.detail().unwrap_or_default()).trim_end().to_string(),
       _ => err.to_string(),
     };
     CacheError::new(code, message)

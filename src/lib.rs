@@ -32,6 +32,8 @@ use crate::options::Options;
 
 #[napi_derive::module_init]
 fn init() {
+  // rustls needs a process-wide crypto provider for TLS connections.
+  let _ = rustls::crypto::ring::default_provider().install_default();
   // One worker: the JS thread does the encoding, so a second worker mostly
   // adds wake-ups (see README "Architecture").
   let rt = tokio::runtime::Builder::new_multi_thread()

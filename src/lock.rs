@@ -84,7 +84,7 @@ fn keys(engine: &Engine, key: &str) -> Result<(Vec<u8>, Vec<u8>)> {
 
 fn first(values: Vec<Value>) -> Result<Value> {
   match values.into_iter().next() {
-    Some(Value::ServerError(e)) => Err(CacheError::new(Code::Redis, e.to_string())),
+    Some(Value::ServerError(e)) => Err(CacheError::server(&e)),
     Some(v) => Ok(v),
     None => Err(CacheError::new(Code::Redis, "no reply")),
   }

@@ -246,7 +246,7 @@ fn key_cmd(name: &str, key: &[u8]) -> Cmd {
 
 fn server_error(v: &Value) -> Option<CacheError> {
   match v {
-    Value::ServerError(e) => Some(CacheError::new(Code::Redis, e.to_string())),
+    Value::ServerError(e) => Some(CacheError::server(e)),
     _ => None,
   }
 }

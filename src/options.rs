@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use redis::{ConnectionAddr, ConnectionInfo, IntoConnectionInfo, RedisConnectionInfo};
+use redis::{ClientTlsConfig, ConnectionAddr, ConnectionInfo, IntoConnectionInfo, RedisConnectionInfo, TlsCertificates};
 use serde_json::{Map, Value};
 
 use crate::error::{CacheError, Result};
@@ -26,6 +26,14 @@ pub struct Options {
   pub default_ttl_ms: u64,
   pub connect_timeout: Duration,
   pub command_timeout: Duration,
+  /// CA and client certificate for TLS connections (PEM); None: the system's roots.
+  pub tls: Option<TlsCertificates>,
+}
+
+/// The `tls` option: whether to use TLS, and how.
+struct Tls {
+  certs: Option<TlsCertificates>,
+  reject_unauthorized: bool,
 }
 
 impl Options {
@@ -47,6 +55,7 @@ impl Options {
     let password = opt_string(&o, "password")?.or_else(|| env("REDIS_PASSWORD").filter(|p| !p.is_empty()));
     let username = opt_string(&o, "username")?;
     let enable_cluster = opt_bool(&o, "enableCluster")?.unwrap_or(false);
+    let tls = parse_tls(&o)?;
 
     let target = if enable_cluster {
       let nodes = match o.get("clusterNodes") {
@@ -67,11 +76,11 @@ impl Options {
           .ok_or_else(|| CacheError::type_error(format!("options.{name} must be an object {{ host, port }}")))?;
         let host = host_of(node, &format!("{name}.host"))?.unwrap_or_else(|| "localhost".into());
         let port = port_of(node, &format!("{name}.port"))?.unwrap_or(6379);
-        infos.push(connection_info(host, port, 0, username.as_deref(), password.as_deref())?);
+        infos.push(connection_info(addr(host, port, tls.as_ref()), 0, username.as_deref(), password.as_deref())?);
       }
       Target::Cluster(infos)
     } else if let Some(url) = opt_string(&o, "url")? {
-      Target::Standalone(parse_url(&url, username.as_deref(), password.as_deref())?)
+      Target::Standalone(parse_url(&url, username.as_deref(), password.as_deref(), tls.as_ref())?)
     } else {
       let host = match host_of(&o, "host")? {
         Some(h) => h,
@@ -99,7 +108,7 @@ impl Options {
           None => 0,
         },
       };
-      Target::Standalone(connection_info(host, port, db, username.as_deref(), password.as_deref())?)
+      Target::Standalone(connection_info(addr(host, port, tls.as_ref()), db, username.as_deref(), password.as_deref())?)
     };
 
     let key_prefix = opt_string(&o, "keyPrefix")?.unwrap_or_else(|| "fluxor:".into());
@@ -113,6 +122,7 @@ impl Options {
       default_ttl_ms: seconds_to_ms(default_ttl),
       connect_timeout: Duration::from_millis(connect_timeout),
       command_timeout: Duration::from_millis(command_timeout),
+      tls: tls.and_then(|t| t.certs),
     })
   }
 }
@@ -136,8 +146,46 @@ pub fn addr_of(info: &ConnectionInfo) -> String {
   }
 }
 
-fn connection_info(host: String, port: u16, db: i64, username: Option<&str>, password: Option<&str>) -> Result<ConnectionInfo> {
-  let info = ConnectionAddr::Tcp(host, port)
+fn addr(host: String, port: u16, tls: Option<&Tls>) -> ConnectionAddr {
+  match tls {
+    None => ConnectionAddr::Tcp(host, port),
+    Some(t) => ConnectionAddr::TcpTls { host, port, insecure: !t.reject_unauthorized, tls_params: None },
+  }
+}
+
+/// `tls: true` or `{ ca, cert, key, rejectUnauthorized }` (PEM text; the JS
+/// face turns Buffers into text).
+fn parse_tls(o: &Map<String, Value>) -> Result<Option<Tls>> {
+  let t = match present(o, "tls") {
+    None | Some(Value::Bool(false)) => return Ok(None),
+    Some(Value::Bool(true)) => return Ok(Some(Tls { certs: None, reject_unauthorized: true })),
+    Some(Value::Object(t)) => t,
+    Some(_) => return Err(CacheError::type_error("options.tls must be a boolean or an object { ca, cert, key, rejectUnauthorized }")),
+  };
+  let pem = |name: &str| -> Result<Option<Vec<u8>>> {
+    match present(t, name) {
+      None => Ok(None),
+      Some(Value::String(s)) if !s.is_empty() => Ok(Some(s.clone().into_bytes())),
+      Some(_) => Err(CacheError::type_error(format!("options.tls.{name} must be PEM text (a string or a Buffer)"))),
+    }
+  };
+  let (ca, cert, key) = (pem("ca")?, pem("cert")?, pem("key")?);
+  let reject_unauthorized = match present(t, "rejectUnauthorized") {
+    None => true,
+    Some(Value::Bool(b)) => *b,
+    Some(_) => return Err(CacheError::type_error("options.tls.rejectUnauthorized must be a boolean")),
+  };
+  let client_tls = match (cert, key) {
+    (Some(client_cert), Some(client_key)) => Some(ClientTlsConfig { client_cert, client_key }),
+    (None, None) => None,
+    _ => return Err(CacheError::type_error("options.tls.cert and options.tls.key go together")),
+  };
+  let certs = (ca.is_some() || client_tls.is_some()).then_some(TlsCertificates { client_tls, root_cert: ca });
+  Ok(Some(Tls { certs, reject_unauthorized }))
+}
+
+fn connection_info(addr: ConnectionAddr, db: i64, username: Option<&str>, password: Option<&str>) -> Result<ConnectionInfo> {
+  let info = addr
     .into_connection_info()
     .map_err(|e| CacheError::type_error(format!("options: {e}")))?;
   let mut redis = RedisConnectionInfo::default().set_db(db);
@@ -150,13 +198,21 @@ fn connection_info(host: String, port: u16, db: i64, username: Option<&str>, pas
   Ok(info.set_redis_settings(redis))
 }
 
-fn parse_url(url: &str, username: Option<&str>, password: Option<&str>) -> Result<ConnectionInfo> {
+fn parse_url(url: &str, username: Option<&str>, password: Option<&str>, tls: Option<&Tls>) -> Result<ConnectionInfo> {
   if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
     return Err(CacheError::type_error(format!("options.url must start with redis:// or rediss://, got {url:?}")));
   }
-  let info = url
+  let mut info = url
     .into_connection_info()
     .map_err(|e| CacheError::type_error(format!("options.url is not a valid Redis URL: {e}")))?;
+  // The tls option applies to a redis:// URL too, and sets rejectUnauthorized.
+  if let Some(t) = tls {
+    let (host, port) = match info.addr() {
+      ConnectionAddr::Tcp(h, p) | ConnectionAddr::TcpTls { host: h, port: p, .. } => (h.clone(), *p),
+      other => return Err(CacheError::type_error(format!("options.url: unsupported address {other}"))),
+    };
+    info = info.set_addr(addr(host, port, Some(t)));
+  }
   // Credentials in the URL win; the options fill in what it leaves out.
   let mut redis = info.redis_settings().clone();
   if redis.username().is_none() {
@@ -348,6 +404,21 @@ mod tests {
         assert_eq!(addrs, ["127.0.0.1:7000", "127.0.0.1:7001"]);
       }
       Target::Standalone(_) => panic!("expected cluster"),
+    }
+  }
+
+  #[test]
+  fn tls() {
+    let o = Options::parse(r#"{"tls":{"ca":"PEM","rejectUnauthorized":false}}"#, no_env).unwrap();
+    assert!(matches!(standalone(&o).addr(), ConnectionAddr::TcpTls { insecure: true, .. }));
+    assert_eq!(o.tls.as_ref().unwrap().root_cert.as_deref(), Some(&b"PEM"[..]));
+    let o = Options::parse(r#"{"url":"rediss://127.0.0.1:6380"}"#, no_env).unwrap();
+    assert!(matches!(standalone(&o).addr(), ConnectionAddr::TcpTls { insecure: false, .. }));
+    let o = Options::parse(r#"{"tls":true}"#, no_env).unwrap();
+    assert!(matches!(standalone(&o).addr(), ConnectionAddr::TcpTls { .. }) && o.tls.is_none());
+    for bad in [r#"{"tls":"yes"}"#, r#"{"tls":{"ca":5}}"#, r#"{"tls":{"cert":"C"}}"#, r#"{"tls":{"rejectUnauthorized":"no"}}"#] {
+      let err = Options::parse(bad, no_env).err().unwrap();
+      assert!(err.message.contains("options.tls"), "{bad}: {}", err.message);
     }
   }
 
