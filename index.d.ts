@@ -1,111 +1,356 @@
 // Type definitions for @fluxor/cache-module.
-import { EventEmitter } from 'node:events';
+//
+// Self-contained: nothing here needs @types/node (the EventEmitter methods the
+// class inherits at run time are declared below, and binary data is typed as
+// Uint8Array, which a Node.js Buffer is). The compiler's lib must include
+// ES2018 or later (for AsyncIterable).
+//
+// Units: every `ttl` and `defaultTTL` is in SECONDS (fractions allowed, ms
+// precision); `connectTimeout`, `commandTimeout`, `retryDelay` and the
+// retryStrategy's return value are in MILLISECONDS.
+//
+// Loading: `const CacheModule = require('@fluxor/cache-module')`,
+// `import CacheModule = require('@fluxor/cache-module')`,
+// `import CacheModule from '@fluxor/cache-module'` and
+// `import { CacheModule } from '@fluxor/cache-module'` all give the class.
 
 declare namespace CacheModule {
+  /** A key: a non-empty string, or a finite number (turned into its decimal string). */
+  export type Key = string | number;
+
   /** The `code` of every error the module raises. */
-  type ErrorCode =
+  export type ErrorCode =
+    /** Before `initialize()` or after `disconnect()`. */
     | 'ERR_NOT_CONNECTED'
+    /** Connection refused or lost; the message names `host:port`. */
     | 'ERR_CONNECTION'
+    /** `connectTimeout` or `commandTimeout` ran out. */
     | 'ERR_TIMEOUT'
+    /** The server refused the password or user. */
     | 'ERR_AUTH'
+    /** `lock()` ran out of retries. */
     | 'ERR_LOCK_NOT_ACQUIRED'
+    /** `generateKey()` with a pattern that is not registered. */
     | 'ERR_UNKNOWN_PATTERN'
+    /** `invalidate()` with a strategy that is not registered. */
     | 'ERR_UNKNOWN_STRATEGY'
+    /** A bad argument or option (the error is a TypeError or RangeError). */
     | 'ERR_INVALID_ARG'
+    /** An error reply from the server; its text is kept in the message. */
     | 'ERR_REDIS';
 
-  /** An error from the module. Bad arguments are TypeError/RangeError with code ERR_INVALID_ARG. */
-  interface CacheError extends Error {
+  /**
+   * Every rejection (and every throw from the constructor, `generateKey` and
+   * the `register*` methods) is an Error with a string `code`. Bad arguments
+   * are a TypeError or RangeError with code `ERR_INVALID_ARG`.
+   */
+  export interface CacheError extends Error {
     code: ErrorCode;
   }
 
-  interface ClusterNode {
+  /** A seed node of a Redis Cluster. */
+  export interface ClusterNode {
     host: string;
     port: number;
   }
 
-  interface CacheOptions {
-    /** Standalone server host. Default: env REDIS_HOST, else 'localhost'. */
+  /** PEM text or bytes (a Node.js Buffer is a Uint8Array). */
+  export type PemData = string | Uint8Array;
+
+  /** TLS settings; `tls: true` uses the system's trusted CAs. */
+  export interface TlsOptions {
+    /** Trusted CA certificate(s), PEM. Default: the system's trusted CAs. */
+    ca?: PemData | PemData[];
+    /** Client certificate (PEM), for mutual TLS; needs `key`. */
+    cert?: PemData;
+    /** Client private key (PEM), for mutual TLS; needs `cert`. */
+    key?: PemData;
+    /** Verify the server's certificate and host name. Default true. */
+    rejectUnauthorized?: boolean;
+    /** Server name for SNI and certificate verification. Default: the host. */
+    servername?: string;
+  }
+
+  /** Options of `new CacheModule(options)`; every one is optional. */
+  export interface CacheOptions {
+    /** Standalone server host. Default: env `REDIS_HOST`, else `'localhost'`. */
     host?: string;
-    /** Standalone server port. Default: env REDIS_PORT, else 6379. */
+    /** Standalone server port. Default: env `REDIS_PORT`, else `6379`. */
     port?: number;
-    /** AUTH password. Default: env REDIS_PASSWORD. */
+    /** AUTH password. Default: env `REDIS_PASSWORD`, else none. */
     password?: string;
-    /** ACL user name for AUTH. */
+    /** ACL user name for AUTH. Default: none (the `default` user). */
     username?: string;
-    /** Database number (SELECT), standalone only. Default: env REDIS_DB, else 0. */
+    /** Database number (SELECT), standalone only. Default: env `REDIS_DB`, else `0`. */
     db?: number;
-    /** `redis://[[user]:password@]host[:port][/db]`; overrides host, port, password and db. */
+    /**
+     * `redis://[[user]:password@]host[:port][/db]`, or `rediss://…` for TLS;
+     * overrides host, port, password and db.
+     */
     url?: string;
+    /** TLS to the server(s): `true`, or the certificates to use. Default false. */
+    tls?: boolean | TlsOptions;
     /** Connect to a Redis Cluster through `clusterNodes`. Default false. */
     enableCluster?: boolean;
-    /** Cluster seed nodes; required (non-empty) when enableCluster is true. */
+    /** Cluster seed nodes; required (non-empty) when `enableCluster` is true. */
     clusterNodes?: ClusterNode[];
-    /** Prepended to every key the module touches. Default 'fluxor:'. */
+    /** Prepended to every key the module touches. Default `'fluxor:'`. */
     keyPrefix?: string;
-    /** Seconds (fractions allowed); 0 = no expiry. Default 3600. */
+    /** Default ttl of `set`/`mset`/`warmCache`, in SECONDS (fractions allowed); `0` = no expiry. Default `3600`. */
     defaultTTL?: number;
-    /** Milliseconds to establish a connection (TCP + handshake + PING). Default 5000. */
+    /** MILLISECONDS to establish a connection (TCP, handshake and PING). Default `5000`. */
     connectTimeout?: number;
-    /** Milliseconds before a command's promise rejects with ERR_TIMEOUT. Default 5000. */
+    /** MILLISECONDS before a command's promise rejects with `ERR_TIMEOUT`. Default `5000`. */
     commandTimeout?: number;
     /**
-     * Milliseconds to wait before reconnect attempt `times` (1, 2, ...) after the
-     * connection is lost; a non-number return stops reconnecting.
+     * MILLISECONDS to wait before reconnect attempt `times` (1, 2, …) after the
+     * connection is lost; returning anything but a number stops reconnecting.
      * Default `(times) => Math.min(times * 50, 2000)`.
      */
     retryStrategy?: (times: number) => number | null | undefined | void;
   }
 
-  interface GetOptions<F = unknown> {
-    /** Returned on a miss or on a cache error: a value, or a function whose (awaited) result is returned. */
-    fallback?: F | (() => F | Promise<F>);
+  /** Options of `get(key, { fallback })`. */
+  export interface GetOptions<F = unknown> {
+    /**
+     * Returned on a miss OR a cache error (including `ERR_NOT_CONNECTED`):
+     * a value, or a function (called at most once, awaited). The fallback is
+     * not written to the cache.
+     */
+    fallback?: F | (() => F | PromiseLike<F>);
   }
 
-  interface SetOptions {
-    /** Seconds (fractions allowed, ms precision); 0 = no expiry. Default: defaultTTL. */
+  /** Options of `set` and `mset`. */
+  export interface SetOptions {
+    /** SECONDS (fractions allowed, ms precision); `0` = no expiry. Default: `defaultTTL`. */
     ttl?: number;
-    /** Tags for `invalidate('tag', tag)`. */
+    /** Tags for `invalidate('tag', tag)`: non-empty strings. */
     tags?: string[];
   }
 
-  type CacheEvent = 'connect' | 'ready' | 'error' | 'reconnecting' | 'end';
+  /** What a `warmCache` warmer may return (or resolve to). */
+  export type WarmSource<T> =
+    | T[]
+    | Record<string, T>
+    | Map<string | number, T>
+    | Iterable<T>
+    | AsyncIterable<T>;
+
+  /** Options of `warmCache`. */
+  export interface WarmOptions<T = unknown> {
+    /** The key of an item of an array or (async) iterable (`index`: its position). Default: `item.id`. */
+    keyExtractor?: (item: T, index: number) => string | number;
+    /** SECONDS (fractions allowed); `0` = no expiry. Default: `defaultTTL`. */
+    ttl?: number;
+    /** Tags of every warmed key, for `invalidate('tag', tag)`. */
+    tags?: string[];
+    /** Keys written per pipelined batch. */
+    batchSize?: number;
+  }
+
+  /** What `warmCache` resolves to. */
+  export interface WarmResult {
+    /** The number of keys written. */
+    loaded: number;
+  }
+
+  /** Options of `lock` and `withLock`. */
+  export interface LockOptions {
+    /** SECONDS before the lock expires unless extended. Default `30`. */
+    ttl?: number;
+    /** Attempts after the first before rejecting with `ERR_LOCK_NOT_ACQUIRED`. Default `10`. */
+    retries?: number;
+    /** MILLISECONDS between attempts (with jitter). Default `100`. */
+    retryDelay?: number;
+    /** Keep extending the lock by its ttl while it is held. Default false. */
+    autoExtend?: boolean;
+  }
+
+  /** A held distributed lock. */
+  export interface Lock {
+    /** The key as given to `lock()` (without the keyPrefix). */
+    readonly key: string;
+    /** This holder's random token. */
+    readonly token: string;
+    /** Strictly increasing per key, across every holder: pass it to the resource you protect. */
+    readonly fencingToken: number;
+    /** Releases the lock; false when it had expired or belongs to someone else (never removes another holder's lock). */
+    release(): Promise<boolean>;
+    /** Resets the expiry to `ttl` SECONDS (default: the lock's ttl); false when the lock is no longer held. */
+    extend(ttl?: number): Promise<boolean>;
+  }
+
+  /** The built-in invalidation strategies. */
+  export type InvalidationStrategy = 'cascade' | 'tag' | 'pattern';
+
+  /** The built-in key patterns of `generateKey` (more may be registered). */
+  export type KeyPattern = 'user' | 'inventory' | 'order' | 'session' | 'analytics' | 'forecast' | 'channel';
+
+  /** What `getStats()` resolves to. */
+  export interface Stats {
+    /** Key look-ups of this instance (`get`, each key of `mget`) that found a value. */
+    hits: number;
+    /** Key look-ups of this instance that found nothing. */
+    misses: number;
+    /** hits / (hits + misses), from 0 to 1; 0 before any look-up. */
+    hitRate: number;
+    /** Keys written by this instance. */
+    sets: number;
+    /** Keys deleted by this instance. */
+    deletes: number;
+    /** Commands of this instance that failed. */
+    errors: number;
+    /** Commands of this instance. */
+    operations: number;
+    /** Latency of this instance's commands, in MILLISECONDS. */
+    latency: { p50: number; p99: number };
+    /** Server memory in BYTES (summed over masters in cluster mode). */
+    memory: { used: number; peak: number; rss: number };
+    /** Keys in the database (summed over masters in cluster mode). */
+    keys: number;
+    /** Whether the instance is connected. */
+    connected: boolean;
+    server: {
+      /** The server's `redis_version`. */
+      version: string;
+      mode: 'standalone' | 'cluster';
+      /** The masters, as `host:port`. */
+      nodes: string[];
+    };
+  }
+
+  /** The arguments of each event's listeners. */
+  export interface CacheEvents {
+    /** Connected (also after a reconnect). */
+    connect: [];
+    /** Ready for commands (also after a reconnect). */
+    ready: [];
+    /** Closed by `disconnect()`, or the retryStrategy gave up. */
+    end: [];
+    /** A connection error. Without a listener it is dropped, never thrown. */
+    error: [err: CacheError];
+    /** A reconnect is scheduled in `delayMs` MILLISECONDS. */
+    reconnecting: [delayMs: number];
+  }
+
+  /** The events of `on`/`once`/`off`. */
+  export type CacheEvent = keyof CacheEvents;
+
+  // The class under its own name and as `default`, as index.js and
+  // index.mjs export it: `import { CacheModule } from …`, `require(…).default`.
+  export { CacheModule, CacheModule as default };
 }
 
-declare class CacheModule extends EventEmitter {
+/**
+ * A distributed cache on Redis or Redis Cluster. At run time the class
+ * extends Node.js's EventEmitter.
+ */
+declare class CacheModule {
+  /** Throws a TypeError/RangeError (code `ERR_INVALID_ARG`) naming a bad option. */
   constructor(options?: CacheModule.CacheOptions);
 
   /** The prefix of every stored key. */
   readonly keyPrefix: string;
 
-  /** Connects and PINGs; resolves the instance. Harmless when already connected. */
+  // ---- connection ----------------------------------------------------------
+
+  /** Connects and PINGs; resolves the instance. Calling it again is harmless. */
   initialize(): Promise<this>;
-  /** Answers what was already asked, then closes. Later calls reject with ERR_NOT_CONNECTED. */
+  /** Answers what was already asked, then closes. Later calls reject with `ERR_NOT_CONNECTED`; calling it twice is harmless. */
   disconnect(): Promise<void>;
 
-  /** The value, or null on a miss (or the fallback, on a miss or a cache error). */
-  get<T = unknown>(key: string | number): Promise<T | null>;
-  get<T = unknown, F = T>(key: string | number, options: CacheModule.GetOptions<F>): Promise<T | F>;
-  /** Stores `JSON.stringify(value)`; resolves true. */
-  set(key: string | number, value: unknown, options?: CacheModule.SetOptions): Promise<true>;
-  /** Whether a key was removed. */
-  del(key: string | number): Promise<boolean>;
-  exists(key: string | number): Promise<boolean>;
-  /** Sets the key's expiry in seconds (0 removes it); false when the key is missing. */
-  expire(key: string | number, ttl: number): Promise<boolean>;
-  /** Seconds left; -1 without expiry; -2 when missing. */
-  ttl(key: string | number): Promise<number>;
-  /** Values in the keys' order, null for misses. */
-  mget<T = unknown>(keys: Array<string | number>): Promise<Array<T | null>>;
-  /** Stores every pair (plain object or Map) with the same ttl and tags; all values are checked before any is written. */
-  mset(pairs: Record<string, unknown> | Map<string | number, unknown>, options?: CacheModule.SetOptions): Promise<true>;
+  // ---- core ----------------------------------------------------------------
 
-  on(event: 'connect' | 'ready' | 'end', listener: () => void): this;
-  on(event: 'error', listener: (err: CacheModule.CacheError) => void): this;
-  on(event: 'reconnecting', listener: (delayMs: number) => void): this;
-  once(event: 'connect' | 'ready' | 'end', listener: () => void): this;
-  once(event: 'error', listener: (err: CacheModule.CacheError) => void): this;
-  once(event: 'reconnecting', listener: (delayMs: number) => void): this;
+  /** The value stored under `key`, or null on a miss. */
+  get<T = unknown>(key: CacheModule.Key, options?: { fallback?: undefined }): Promise<T | null>;
+  /** The value, or on a miss or a cache error the awaited result of `fallback()` (called at most once). */
+  get<T = unknown, F = T>(key: CacheModule.Key, options: { fallback: () => F | PromiseLike<F> }): Promise<T | F>;
+  /** The value, or on a miss or a cache error `fallback`. */
+  get<T = unknown, F = T>(key: CacheModule.Key, options: { fallback: F }): Promise<T | F>;
+  /** The value; on a miss or a cache error the fallback when one is given, else null (a miss) or a rejection (an error). */
+  get<T = unknown, F = T>(key: CacheModule.Key, options?: CacheModule.GetOptions<F>): Promise<T | F | null>;
+  /** Stores `JSON.stringify(value)`; `ttl` in SECONDS (default `defaultTTL`). */
+  set(key: CacheModule.Key, value: unknown, options?: CacheModule.SetOptions): Promise<true>;
+  /** Whether a key was removed. */
+  del(key: CacheModule.Key): Promise<boolean>;
+  /** Whether the key exists. */
+  exists(key: CacheModule.Key): Promise<boolean>;
+  /** Sets the key's expiry to `ttl` SECONDS (`0` removes it); false when the key is missing. */
+  expire(key: CacheModule.Key, ttl: number): Promise<boolean>;
+  /** SECONDS left; `-1` without expiry; `-2` when missing. */
+  ttl(key: CacheModule.Key): Promise<number>;
+
+  // ---- batches -------------------------------------------------------------
+
+  /** Values in the keys' order, null for misses; `[]` for `[]`. */
+  mget<T = unknown>(keys: ReadonlyArray<CacheModule.Key>): Promise<Array<T | null>>;
+  /** Stores every pair (plain object or Map) with the same ttl and tags; every value is checked before any is written. */
+  mset(
+    pairs: Record<string, unknown> | ReadonlyMap<string | number, unknown>,
+    options?: CacheModule.SetOptions,
+  ): Promise<true>;
+
+  // ---- key patterns --------------------------------------------------------
+
+  /** The key of `pattern` for `args` (without the keyPrefix). Throws `ERR_UNKNOWN_PATTERN` for an unknown pattern. */
+  generateKey(pattern: CacheModule.KeyPattern | (string & {}), ...args: Array<string | number>): string;
+  /** Registers (or replaces) a pattern for `generateKey`: `fn(...args)` returns the key. */
+  registerKeyPattern(name: string, fn: (...args: any[]) => string): void;
+
+  // ---- invalidation --------------------------------------------------------
+
+  /**
+   * `cascade`: `arg` and every key under `arg:`; `tag`: every key set with tag
+   * `arg`; `pattern`: every key whose unprefixed name matches the glob `arg`.
+   * Resolves the number of cache keys removed.
+   */
+  invalidate(strategy: CacheModule.InvalidationStrategy, arg: string): Promise<number>;
+  /** A registered strategy: resolves what its function returns. Rejects with `ERR_UNKNOWN_STRATEGY` for an unknown one. */
+  invalidate(strategy: string, ...args: any[]): Promise<unknown>;
+  /** Registers (or replaces) a strategy: `invalidate(name, ...args)` awaits `fn(...args)`. */
+  registerInvalidationStrategy(name: string, fn: (...args: any[]) => unknown): void;
+
+  // ---- warming -------------------------------------------------------------
+
+  /** Writes what `warmer()` returns (or resolves to) in pipelined batches. */
+  warmCache<T>(
+    warmer: () => CacheModule.WarmSource<T> | PromiseLike<CacheModule.WarmSource<T>>,
+    options?: CacheModule.WarmOptions<T>,
+  ): Promise<CacheModule.WarmResult>;
+
+  // ---- locks ---------------------------------------------------------------
+
+  /** Acquires the lock on `key`; rejects with `ERR_LOCK_NOT_ACQUIRED` when the retries run out. */
+  lock(key: CacheModule.Key, options?: CacheModule.LockOptions): Promise<CacheModule.Lock>;
+  /** Runs `fn` holding the lock on `key`, releasing it afterwards (also when `fn` throws); resolves what `fn` returns. */
+  withLock<R>(
+    key: CacheModule.Key,
+    fn: (lock: CacheModule.Lock) => R | PromiseLike<R>,
+    options?: CacheModule.LockOptions,
+  ): Promise<Awaited<R>>;
+
+  // ---- monitoring ----------------------------------------------------------
+
+  /** This instance's counters and the server's memory, keys and topology. */
+  getStats(): Promise<CacheModule.Stats>;
+
+  // ---- events (inherited from Node.js's EventEmitter at run time) ----------
+
+  on<E extends CacheModule.CacheEvent>(event: E, listener: (...args: CacheModule.CacheEvents[E]) => void): this;
+  addListener<E extends CacheModule.CacheEvent>(event: E, listener: (...args: CacheModule.CacheEvents[E]) => void): this;
+  prependListener<E extends CacheModule.CacheEvent>(event: E, listener: (...args: CacheModule.CacheEvents[E]) => void): this;
+  once<E extends CacheModule.CacheEvent>(event: E, listener: (...args: CacheModule.CacheEvents[E]) => void): this;
+  prependOnceListener<E extends CacheModule.CacheEvent>(event: E, listener: (...args: CacheModule.CacheEvents[E]) => void): this;
+  off<E extends CacheModule.CacheEvent>(event: E, listener: (...args: CacheModule.CacheEvents[E]) => void): this;
+  removeListener<E extends CacheModule.CacheEvent>(event: E, listener: (...args: CacheModule.CacheEvents[E]) => void): this;
+  removeAllListeners(event?: CacheModule.CacheEvent): this;
+  emit<E extends CacheModule.CacheEvent>(event: E, ...args: CacheModule.CacheEvents[E]): boolean;
+  listenerCount(event: CacheModule.CacheEvent, listener?: (...args: any[]) => void): number;
+  listeners<E extends CacheModule.CacheEvent>(event: E): Array<(...args: CacheModule.CacheEvents[E]) => void>;
+  rawListeners<E extends CacheModule.CacheEvent>(event: E): Array<(...args: CacheModule.CacheEvents[E]) => void>;
+  eventNames(): CacheModule.CacheEvent[];
+  setMaxListeners(n: number): this;
+  getMaxListeners(): number;
 }
 
 export = CacheModule;

@@ -46,9 +46,7 @@ class CacheModule extends EventEmitter {
     } catch (err) {
       throw typeError(`options must hold plain data: ${err.message}`);
     }
-    this.#batch = new Batcher((err) => {
-      if (err.code === 'ERR_CONNECTION') this.#connectionLost(err);
-    });
+    this.#batch = new Batcher((err) => this.#connectionLost(err));
     this.#engine = new CacheEngine(json, this.#batch.settle);
     this.#batch.attach(this.#engine);
     this.#retryStrategy = retryStrategy;

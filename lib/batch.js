@@ -13,7 +13,7 @@ const FLUSH_AT = 64;
 
 class Batcher {
   #engine = null;
-  #onError;
+  #onLost;
   #args = [];
   #pending = []; // per operation: resolve, reject, decode
   #scheduled = false;
@@ -21,9 +21,9 @@ class Batcher {
   #nextId = 1;
   #idle = [];
 
-  /** `onError(err)` sees every error an operation resolves to, and a lost connection. */
-  constructor(onError) {
-    this.#onError = onError;
+  /** `onLost(err)` hears when the engine lost its connection. */
+  constructor(onLost) {
+    this.#onLost = onLost;
     this.flush = this.flush.bind(this);
     this.settle = this.settle.bind(this);
   }
@@ -67,7 +67,7 @@ class Batcher {
 
   /** `[id, replies]` of a finished batch (batch 0: the connection was lost). */
   settle([id, replies]) {
-    if (id === 0) return this.#onError(replies[0]);
+    if (id === 0) return this.#onLost(replies[0]);
     const pending = this.#inflight.get(id);
     if (pending === undefined) return;
     this.#inflight.delete(id);
@@ -80,7 +80,6 @@ class Batcher {
     for (let i = 0; i < n; i++) {
       const reply = shared === undefined ? replies[i] : shared;
       if (reply instanceof Error) {
-        this.#onError(reply);
         pending[3 * i + 1](reply);
       } else {
         let value;

@@ -3,19 +3,24 @@
 //! Every command goes through `Connection::send`, which pipelines a batch,
 //! keeps the caller's order and completes it with a callback.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::future::join_all;
 use redis::aio::MultiplexedConnection;
 use redis::cluster_async::ClusterConnection;
-use redis::cluster_routing::Slot;
 use redis::{AsyncConnectionConfig, Client, Cmd, ConnectionAddr, ConnectionInfo, Pipeline, Value};
 use tokio::sync::oneshot;
 
 use crate::error::{CacheError, Code, Result};
-use crate::multiplex::{Done, Multiplexed, OnLost};
+use crate::multiplex::{Multiplexed, OnLost};
+
+/// One command's outcome: its reply, or the error it got instead (a server
+/// error reply, or a failure of the connection it went to).
+pub type Outcome = Result<Value>;
+
+/// Completes a batch with one outcome per command, in order.
+pub type Done = Box<dyn FnOnce(Vec<Outcome>) + Send>;
 use crate::options::{addr_of, Options, Target};
 
 /// One server to talk to directly: the standalone server, or a cluster master.
@@ -55,9 +60,17 @@ impl Connection {
         }
         Target::Standalone(info) => open_standalone(info, opts.command_timeout, on_lost).await,
         Target::Cluster(nodes) => {
+          // redis-rs waits at least 1.28 s between retries by default, and
+          // while it recovers from a lost node every request waits on its
+          // internal timeouts: keep those short (a failover takes ~2 s) so
+          // that traffic to healthy slots resumes quickly. commandTimeout
+          // still bounds every call.
           let mut builder = redis::cluster::ClusterClientBuilder::new(nodes.clone())
-            .connection_timeout(opts.connect_timeout)
-            .response_timeout(opts.command_timeout);
+            .connection_timeout(opts.connect_timeout.min(Duration::from_secs(1)))
+            .response_timeout(opts.command_timeout.min(Duration::from_secs(1)))
+            .retries(8)
+            .min_retry_wait(25)
+            .max_retry_wait(500);
           if let Some(ConnectionAddr::TcpTls { insecure, .. }) = nodes.first().map(|n| n.addr()) {
             builder = builder.tls(if *insecure { redis::TlsMode::Insecure } else { redis::TlsMode::Secure });
             if let Some(certs) = &opts.tls {
@@ -76,33 +89,39 @@ impl Connection {
       .unwrap_or_else(|_| Err(CacheError::timeout(&format!("connecting to {what}"), opts.connect_timeout.as_millis() as u64)))
   }
 
-  /// Sends `cmds` as a pipeline and calls `done` with one value per command,
-  /// in order. A server error reply stays in its place as
-  /// `Value::ServerError`; only a broken connection or the timeout fails the
-  /// whole batch (after commandTimeout at the latest). Standalone, the
-  /// bytes are written by the calling thread.
+  /// Sends `cmds` as a pipeline and calls `done` with one outcome per
+  /// command, in order, after commandTimeout at the latest. Standalone, the
+  /// bytes are written by the calling thread. In a cluster each slot's share
+  /// succeeds or fails on its own.
   pub fn send(&self, cmds: Vec<Cmd>, done: Done) {
+    let n = cmds.len();
     match self {
       Connection::Standalone(mux) => {
-        let mut packed = Vec::with_capacity(cmds.len() * 64);
+        let mut packed = Vec::with_capacity(n * 64);
         for cmd in &cmds {
           cmd.write_packed_command(&mut packed);
         }
-        mux.send(&packed, cmds.len(), done);
+        mux.send(&packed, n, Box::new(move |result| done(outcomes(result, n))));
       }
       Connection::Tls { conn, timeout } => {
-        let mut conn = conn.clone();
-        spawn_with_timeout(*timeout, async move { pipeline(cmds).query_async(&mut conn).await }, done);
+        let (mut conn, timeout) = (conn.clone(), *timeout);
+        napi::bindgen_prelude::spawn(async move {
+          done(outcomes(with_timeout(timeout, "redis", pipeline(cmds).query_async(&mut conn)).await, n))
+        });
       }
-      Connection::Cluster { conn, timeout } => spawn_with_timeout(*timeout, run_cluster(conn.clone(), cmds), done),
+      Connection::Cluster { conn, timeout } => {
+        let (conn, timeout) = (conn.clone(), *timeout);
+        napi::bindgen_prelude::spawn(async move { done(run_cluster(conn, cmds, timeout).await) });
+      }
     }
   }
 
   /// `send`, awaited.
-  pub async fn run(&self, cmds: Vec<Cmd>) -> Result<Vec<Value>> {
+  pub async fn run(&self, cmds: Vec<Cmd>) -> Vec<Outcome> {
+    let n = cmds.len();
     let (tx, rx) = oneshot::channel();
     self.send(cmds, Box::new(move |r| drop(tx.send(r))));
-    rx.await.unwrap_or_else(|_| Err(CacheError::new(Code::Connection, "the connection was closed")))
+    rx.await.unwrap_or_else(|_| vec![Err(CacheError::new(Code::Connection, "the connection was closed")); n])
   }
 
   /// The servers that hold data: the one server, or every cluster master.
@@ -123,18 +142,14 @@ impl Connection {
 
   /// `run` on one node (`Node::Standalone` on a standalone connection). In a
   /// cluster every command must stay within one slot of that node.
-  pub async fn run_on(&self, node: &Node, cmds: Vec<Cmd>) -> Result<Vec<Value>> {
+  pub async fn run_on(&self, node: &Node, cmds: Vec<Cmd>) -> Vec<Outcome> {
     match (self, node) {
       (Connection::Cluster { conn, timeout }, Node::Master { host, port }) => {
         let mut conn = conn.clone();
         let route = redis::cluster_routing::SingleNodeRoutingInfo::ByAddress { host: host.clone(), port: *port };
         let n = cmds.len();
         let addr = format!("{host}:{port}");
-        match tokio::time::timeout(*timeout, conn.route_pipeline(pipeline(cmds), 0, n, route)).await {
-          Ok(Ok(values)) => Ok(values),
-          Ok(Err(e)) => Err(CacheError::from_redis(&e, &addr)),
-          Err(_) => Err(CacheError::timeout(&format!("command to {addr}"), timeout.as_millis() as u64)),
-        }
+        outcomes(with_timeout(*timeout, &addr, conn.route_pipeline(pipeline(cmds), 0, n, route)).await, n)
       }
       _ => self.run(cmds).await,
     }
@@ -167,15 +182,12 @@ async fn open_standalone(info: &ConnectionInfo, timeout: Duration, on_lost: OnLo
   }
   handshake.push(redis::cmd("PING"));
   let has_auth = redis.password().is_some();
-  let checked = conn.run(handshake).await.and_then(|values| {
-    for (i, v) in values.iter().enumerate() {
-      if let Value::ServerError(e) = v {
-        let code = if has_auth && i == 0 { Code::Auth } else { Code::Redis };
-        let err = CacheError::server(e);
-        return Err(CacheError::new(code, format!("{}: {}", addr_of(info), err.message)));
-      }
+  let checked = conn.run(handshake).await.into_iter().enumerate().try_for_each(|(i, outcome)| match outcome {
+    Err(err) if err.code == Code::Redis => {
+      let code = if has_auth && i == 0 { Code::Auth } else { Code::Redis };
+      Err(CacheError::new(code, format!("{}: {}", addr_of(info), err.message)))
     }
-    Ok(())
+    other => other.map(drop),
   });
   match checked {
     Ok(()) => Ok(conn),
@@ -186,19 +198,31 @@ async fn open_standalone(info: &ConnectionInfo, timeout: Duration, on_lost: OnLo
   }
 }
 
-/// Runs a redis-rs request on tokio and completes `done` with its values,
-/// or with ERR_TIMEOUT after `timeout`.
-fn spawn_with_timeout<F>(timeout: Duration, request: F, done: Done)
+/// A batch's result as one outcome per command: a server error reply
+/// becomes that command's error; a failed batch fails every command.
+fn outcomes(result: Result<Vec<Value>>, n: usize) -> Vec<Outcome> {
+  match result {
+    Ok(values) => values
+      .into_iter()
+      .map(|v| match v {
+        Value::ServerError(e) => Err(CacheError::server(&e)),
+        v => Ok(v),
+      })
+      .collect(),
+    Err(err) => vec![Err(err); n],
+  }
+}
+
+/// A redis-rs request, mapped to our errors, with ERR_TIMEOUT after `timeout`.
+async fn with_timeout<F>(timeout: Duration, addr: &str, request: F) -> Result<Vec<Value>>
 where
-  F: std::future::Future<Output = redis::RedisResult<Vec<Value>>> + Send + 'static,
+  F: std::future::Future<Output = redis::RedisResult<Vec<Value>>>,
 {
-  napi::bindgen_prelude::spawn(async move {
-    done(match tokio::time::timeout(timeout, request).await {
-      Ok(Ok(values)) => Ok(values),
-      Ok(Err(e)) => Err(CacheError::from_redis(&e, "redis")),
-      Err(_) => Err(CacheError::timeout("command", timeout.as_millis() as u64)),
-    })
-  });
+  match tokio::time::timeout(timeout, request).await {
+    Ok(Ok(values)) => Ok(values),
+    Ok(Err(e)) => Err(CacheError::from_redis(&e, addr)),
+    Err(_) => Err(CacheError::timeout(&format!("command to {addr}"), timeout.as_millis() as u64)),
+  }
 }
 
 fn pipeline(cmds: Vec<Cmd>) -> Pipeline {
@@ -228,43 +252,19 @@ fn parse_masters(text: &str) -> Vec<Node> {
     .collect()
 }
 
-/// A cluster pipeline must stay within one slot: group the commands by slot,
-/// send the groups side by side and put the replies back in order.
-async fn run_cluster(conn: ClusterConnection, cmds: Vec<Cmd>) -> redis::RedisResult<Vec<Value>> {
-  let n = cmds.len();
-  let mut groups: HashMap<Option<Slot>, (Vec<usize>, Vec<Cmd>)> = HashMap::new();
-  for (i, cmd) in cmds.into_iter().enumerate() {
-    let (indexes, group) = groups.entry(routing_key(&cmd).map(Slot::for_key)).or_default();
-    indexes.push(i);
-    group.push(cmd);
-  }
-  let replies = join_all(groups.into_values().map(|(indexes, group)| {
+/// In a cluster each command goes on its own through redis-rs's cluster
+/// client (still pipelined on each node's one connection), which follows
+/// MOVED/ASK redirections and retries across a failover; a slot whose node
+/// is down or slow fails only its own commands.
+async fn run_cluster(conn: ClusterConnection, cmds: Vec<Cmd>, timeout: Duration) -> Vec<Outcome> {
+  join_all(cmds.into_iter().map(|cmd| {
     let mut conn = conn.clone();
     async move {
-      let values: Vec<Value> = pipeline(group).query_async(&mut conn).await?;
-      Ok::<_, redis::RedisError>((indexes, values))
+      let value = with_timeout(timeout, "cluster", async { cmd.query_async::<Value>(&mut conn).await.map(|v| vec![v]) }).await;
+      outcomes(value, 1).pop().expect("one outcome")
     }
   }))
-  .await;
-  let mut out = vec![Value::Nil; n];
-  for reply in replies {
-    let (indexes, values) = reply?;
-    for (i, v) in indexes.into_iter().zip(values) {
-      out[i] = v;
-    }
-  }
-  Ok(out)
-}
-
-/// The key that decides a command's slot: its first key argument.
-fn routing_key(cmd: &Cmd) -> Option<&[u8]> {
-  let mut args = cmd.args_iter().map(|a| match a {
-    redis::Arg::Simple(bytes) => bytes,
-    _ => &b""[..],
-  });
-  let name = args.next()?;
-  let skip = if name.eq_ignore_ascii_case(b"EVAL") || name.eq_ignore_ascii_case(b"EVALSHA") { 2 } else { 0 };
-  args.nth(skip)
+  .await
 }
 
 /// `host:port` (or the seed nodes) for error messages.

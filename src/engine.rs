@@ -8,7 +8,7 @@ use std::time::Instant;
 use redis::{Cmd, Value};
 
 use crate::codec::Codec;
-use crate::connection::{describe, Connection, Node};
+use crate::connection::{describe, Connection, Node, Outcome};
 use crate::error::{CacheError, Code, Result};
 use crate::ops::{Op, Reply, Wire};
 use crate::options::Options;
@@ -39,6 +39,9 @@ pub struct Engine {
   state: RwLock<State>,
   generations: AtomicU64,
   events: Events,
+  /// When (ms since `born`) a cluster connection was last rebuilt.
+  rebuilt_at: AtomicU64,
+  born: Instant,
 }
 
 impl Engine {
@@ -50,6 +53,8 @@ impl Engine {
       state: RwLock::new(State::Idle),
       generations: AtomicU64::new(0),
       events,
+      rebuilt_at: AtomicU64::new(0),
+      born: Instant::now(),
     }
   }
 
@@ -105,13 +110,13 @@ impl Engine {
     (self.events)(err);
   }
 
-  /// Sends `cmds` on the current connection; `done` gets one value per
-  /// command, or the error that failed them all. Latency and lost
-  /// connections are accounted for here, for every caller.
-  pub fn send(self: &Arc<Self>, cmds: Vec<Cmd>, done: impl FnOnce(Result<Vec<Value>>) + Send + 'static) {
+  /// Sends `cmds` on the current connection; `done` gets one outcome per
+  /// command. Latency and lost connections are accounted for here, for
+  /// every caller.
+  pub fn send(self: &Arc<Self>, cmds: Vec<Cmd>, done: impl FnOnce(Vec<Outcome>) + Send + 'static) {
     let current = match self.connection() {
       Ok(current) => current,
-      Err(err) => return done(Err(err)),
+      Err(err) => return done(vec![Err(err); cmds.len()]),
     };
     let started = Instant::now();
     let n = cmds.len() as u64;
@@ -119,23 +124,50 @@ impl Engine {
     let generation = current.generation;
     current.conn.send(
       cmds,
-      Box::new(move |result| {
+      Box::new(move |outcomes: Vec<Outcome>| {
         engine.stats.record_latency(started.elapsed(), n);
-        if let Err(err) = &result {
-          if err.is_connection_lost() {
+        let failed = |o: &Outcome| matches!(o, Err(e) if e.is_connection_lost() || e.code == Code::Timeout);
+        if !engine.is_cluster() {
+          // The server's connection broke: commands fail fast until the JS
+          // face reconnects.
+          if let Some(Err(err)) = outcomes.iter().find(|o| matches!(o, Err(e) if e.is_connection_lost())) {
             engine.lost(generation, err.clone());
           }
+        } else if outcomes.iter().any(failed) {
+          // A cluster client reconnects its nodes itself, so one node down is
+          // not the whole cache lost; but after a failover redis-rs can keep
+          // waiting on a dead node, so rebuild the client in the background.
+          engine.rebuild_cluster(generation);
         }
-        done(result)
+        done(outcomes)
       }),
     );
   }
 
-  /// `send`, awaited: for everything off the hot path.
+  /// Opens a fresh cluster client and swaps it in when it is ready, at most
+  /// once a second; commands keep using the old one meanwhile.
+  fn rebuild_cluster(self: &Arc<Self>, generation: u64) {
+    let now = self.born.elapsed().as_millis() as u64;
+    let last = self.rebuilt_at.load(Ordering::Relaxed);
+    if now.saturating_sub(last) < 1000 || self.rebuilt_at.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_err() {
+      return;
+    }
+    let engine = self.clone();
+    napi::bindgen_prelude::spawn(async move {
+      let Ok(conn) = Connection::open(&engine.opts, Arc::new(|_| {})).await else { return };
+      let mut state = engine.state.write().unwrap();
+      if matches!(&*state, State::Ready(c) if c.generation == generation) {
+        *state = State::Ready(Current { conn, generation });
+      }
+    });
+  }
+
+  /// `send`, awaited, for everything off the hot path: the first error
+  /// fails the whole request.
   pub async fn run(self: &Arc<Self>, cmds: Vec<Cmd>) -> Result<Vec<Value>> {
     let (tx, rx) = tokio::sync::oneshot::channel();
     self.send(cmds, move |r| drop(tx.send(r)));
-    rx.await.unwrap_or_else(|_| Err(CacheError::new(Code::Connection, "the connection was closed")))
+    rx.await.map_err(|_| CacheError::new(Code::Connection, "the connection was closed"))?.into_iter().collect()
   }
 
   /// The servers that hold data (every master in a cluster).
@@ -151,9 +183,9 @@ impl Engine {
         let current = self.connection()?;
         let started = Instant::now();
         let n = cmds.len() as u64;
-        let result = current.conn.run_on(node, cmds).await;
+        let outcomes = current.conn.run_on(node, cmds).await;
         self.stats.record_latency(started.elapsed(), n);
-        result
+        outcomes.into_iter().collect()
       }
     }
   }
@@ -250,18 +282,15 @@ impl Engine {
       return deliver(replies);
     }
     let engine = self.clone();
-    self.send(cmds, move |result| {
-      let replies = match result {
-        Err(err) => engine.fail_all(err, ops.len()),
-        Ok(mut values) => ops
-          .into_iter()
-          .zip(spans)
-          .map(|(op, span)| match op.and_then(|op| op.reply(&mut values[span], &engine.stats)) {
-            Ok(reply) => reply,
-            Err(e) => engine.reply_err(e),
-          })
-          .collect(),
-      };
+    self.send(cmds, move |mut outcomes| {
+      let replies = ops
+        .into_iter()
+        .zip(spans)
+        .map(|(op, span)| match op.and_then(|op| op.reply(&mut outcomes[span], &engine.stats)) {
+          Ok(reply) => reply,
+          Err(e) => engine.reply_err(e),
+        })
+        .collect();
       deliver(replies)
     });
   }

@@ -83,21 +83,19 @@ impl CacheError {
   /// Maps a redis-rs error; `addr` names the server for connection failures.
   pub fn from_redis(err: &redis::RedisError, addr: &str) -> Self {
     use redis::ErrorKind;
-    let code = match err.kind() {
-      ErrorKind::AuthenticationFailed => Code::Auth,
-      ErrorKind::Server(redis::ServerErrorKind::NoPerm) => Code::Redis,
-      ErrorKind::Io | ErrorKind::ClusterConnectionNotFound => Code::Connection,
-      _ if err.is_timeout() => Code::Timeout,
-      _ if err.is_connection_dropped() || err.is_connection_refusal() => Code::Connection,
-      _ => {
-        // Servers answer a bad AUTH with WRONGPASS or NOAUTH replies.
-        let text = err.to_string();
-        if text.contains("WRONGPASS") || text.contains("NOAUTH") || text.contains("invalid password") {
-          Code::Auth
-        } else {
-          Code::Redis
-        }
-      }
+    let text = err.to_string();
+    // Checked in this order: redis-rs reports a refused AUTH or a timed-out
+    // response of a cluster node inside an Io error.
+    let code = if err.kind() == ErrorKind::AuthenticationFailed
+      || ["WRONGPASS", "NOAUTH", "AuthenticationFailed", "invalid password", "Password authentication failed"].iter().any(|t| text.contains(t))
+    {
+      Code::Auth
+    } else if err.is_timeout() || text.contains("timed out") {
+      Code::Timeout
+    } else if matches!(err.kind(), ErrorKind::Io | ErrorKind::ClusterConnectionNotFound) || err.is_connection_dropped() || err.is_connection_refusal() {
+      Code::Connection
+    } else {
+      Code::Redis
     };
     let message = match (code, err.code()) {
       (Code::Connection | Code::Auth | Code::Timeout, _) => format!("{addr}: {err}"),

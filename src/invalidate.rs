@@ -119,7 +119,6 @@ fn unlink(keys: Vec<Vec<u8>>, cluster: bool) -> Vec<Cmd> {
 fn sum(values: &[Value]) -> Result<u64> {
   values.iter().try_fold(0, |acc, v| match v {
     Value::Int(n) => Ok(acc + *n as u64),
-    Value::ServerError(e) => Err(CacheError::server(e)),
     other => Err(unexpected(other)),
   })
 }
@@ -146,7 +145,6 @@ fn scan_page(v: Option<Value>) -> Result<(u64, Vec<Vec<u8>>)> {
       };
       Ok((cursor, items))
     }
-    Some(Value::ServerError(e)) => Err(CacheError::server(&e)),
     other => Err(unexpected(&other.unwrap_or(Value::Nil))),
   }
 }

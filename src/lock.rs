@@ -83,11 +83,7 @@ fn keys(engine: &Engine, key: &str) -> Result<(Vec<u8>, Vec<u8>)> {
 }
 
 fn first(values: Vec<Value>) -> Result<Value> {
-  match values.into_iter().next() {
-    Some(Value::ServerError(e)) => Err(CacheError::server(&e)),
-    Some(v) => Ok(v),
-    None => Err(CacheError::new(Code::Redis, "no reply")),
-  }
+  values.into_iter().next().ok_or_else(|| CacheError::new(Code::Redis, "no reply"))
 }
 
 /// `ms` ± 50 %, so that waiting contenders do not retry in lockstep.

@@ -16,6 +16,7 @@
 use redis::{Cmd, Value};
 
 use crate::codec::{parse_ms, Codec};
+use crate::connection::Outcome;
 use crate::error::{CacheError, Code, Result};
 use crate::stats::{add, Stats};
 
@@ -199,11 +200,12 @@ impl Op {
 
   /// Turns this operation's replies (the values of its commands) into what it
   /// resolves to, counting hits, misses, sets and deletes.
-  pub fn reply(self, values: &mut [Value], stats: &Stats) -> Result<Reply> {
-    if let Some(err) = values.iter().find_map(server_error) {
-      return Err(err);
+  pub fn reply(self, outcomes: &mut [Outcome], stats: &Stats) -> Result<Reply> {
+    if let Some(Err(err)) = outcomes.iter().find(|o| o.is_err()) {
+      return Err(err.clone());
     }
-    let first = std::mem::replace(&mut values[0], Value::Nil);
+    let mut values = outcomes.iter_mut().map(|o| std::mem::replace(o, Ok(Value::Nil)).unwrap_or(Value::Nil));
+    let first = values.next().unwrap_or(Value::Nil);
     Ok(match self {
       Op::Get(_) => {
         let v = string_of(first);
@@ -226,7 +228,7 @@ impl Op {
           // One MGET (standalone).
           Value::Array(items) => items.into_iter().map(string_of).collect(),
           // One GET per key (cluster).
-          first => std::iter::once(first).chain(values[1..].iter_mut().map(|v| std::mem::replace(v, Value::Nil))).map(string_of).collect(),
+          first => std::iter::once(first).chain(values).map(string_of).collect(),
         };
         debug_assert_eq!(list.len(), keys.len());
         let hits = list.iter().filter(|v| v.is_some()).count() as u64;
@@ -242,13 +244,6 @@ fn key_cmd(name: &str, key: &[u8]) -> Cmd {
   let mut cmd = redis::cmd(name);
   cmd.arg(key);
   cmd
-}
-
-fn server_error(v: &Value) -> Option<CacheError> {
-  match v {
-    Value::ServerError(e) => Some(CacheError::server(e)),
-    _ => None,
-  }
 }
 
 fn string_of(v: Value) -> Option<String> {

@@ -1,0 +1,18 @@
+// An ES module (.mts): default and named imports give the same class, and
+// the option, result and error types are importable by name.
+
+import CacheModule, { CacheModule as Named } from '@fluxor/cache-module';
+import type { CacheOptions, ErrorCode, Lock, Stats } from '@fluxor/cache-module';
+
+const options: CacheOptions = { host: '127.0.0.1', port: 6379, defaultTTL: 60 };
+const cache: CacheModule = new Named(options);
+const same: Named = new CacheModule();
+
+export async function run(): Promise<[Stats, Lock, ErrorCode]> {
+  await cache.initialize();
+  const value = await cache.get<{ n: number }>('k', { fallback: { n: 0 } });
+  const n: number = value.n;
+  void n;
+  const lock = await same.withLock('job', (held) => held, { ttl: 1 });
+  return [await cache.getStats(), lock, 'ERR_AUTH'];
+}
