@@ -6,7 +6,7 @@
 
 const { EventEmitter } = require('node:events');
 const { CacheEngine } = require('./binding.js');
-const { cacheError, typeError, rangeError, describe } = require('./lib/errors');
+const { cacheError, typeError, describe } = require('./lib/errors');
 const { toKey, encode, decode, ttlArg, tagsArg, optionsArg, entriesOf } = require('./lib/args');
 const { Batcher } = require('./lib/batch');
 const { KeyPatterns } = require('./lib/patterns');
@@ -16,7 +16,8 @@ const { randomBytes } = require('node:crypto');
 
 const same = (reply) => reply;
 const BUILT_IN_STRATEGIES = new Set(['cascade', 'tag', 'pattern']);
-const decodeList = (replies) => replies.map(decode);
+// mget: one JSON array text (or, when a stored value is not JSON, one string each).
+const decodeList = (replies) => (typeof replies === 'string' ? JSON.parse(replies) : replies.map(decode));
 const defaultRetryStrategy = (times) => Math.min(times * 50, 2000);
 
 class CacheModule extends EventEmitter {
@@ -66,7 +67,11 @@ class CacheModule extends EventEmitter {
     this.#state = 'connecting';
     this.#connecting = this.#engine.connect().then((err) => {
       this.#connecting = null;
-      if (this.#state !== 'connecting') throw cacheError('ERR_NOT_CONNECTED', 'disconnect() was called while connecting');
+      if (this.#state !== 'connecting') {
+        // disconnect() came first: close what this attempt opened.
+        if (!err) this.#engine.disconnect();
+        throw cacheError('ERR_NOT_CONNECTED', 'disconnect() was called while connecting');
+      }
       if (err) {
         this.#state = 'idle';
         throw err;

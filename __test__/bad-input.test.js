@@ -7,24 +7,17 @@
 const test = require('node:test');
 const assert = require('node:assert/strict');
 const CacheModule = require('..');
-const { startRedis } = require('./harness');
+const { openCache, closeCache } = require('./harness');
 
 let server;
 let raw;
 let cache;
 
 test.before(async () => {
-  server = await startRedis();
-  raw = await server.raw();
-  cache = new CacheModule({ host: '127.0.0.1', port: server.port, keyPrefix: 'bad:' });
-  await cache.initialize();
+  ({ server, raw, cache } = await openCache(CacheModule, { keyPrefix: 'bad:' }));
 });
 
-test.after(async () => {
-  await cache.disconnect();
-  raw.close();
-  await server.stop();
-});
+test.after(() => closeCache({ server, raw, cache }));
 
 const circular = {};
 circular.self = circular;

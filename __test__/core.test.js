@@ -6,7 +6,7 @@
 const test = require('node:test');
 const assert = require('node:assert/strict');
 const CacheModule = require('..');
-const { startRedis } = require('./harness');
+const { openCache, closeCache } = require('./harness');
 
 let server;
 let raw;
@@ -14,17 +14,10 @@ let cache;
 const PREFIX = 'core:';
 
 test.before(async () => {
-  server = await startRedis();
-  raw = await server.raw();
-  cache = new CacheModule({ host: '127.0.0.1', port: server.port, keyPrefix: PREFIX, defaultTTL: 3600 });
-  await cache.initialize();
+  ({ server, raw, cache } = await openCache(CacheModule, { keyPrefix: PREFIX, defaultTTL: 3600 }));
 });
 
-test.after(async () => {
-  await cache.disconnect();
-  raw.close();
-  await server.stop();
-});
+test.after(() => closeCache({ server, raw, cache }));
 
 const isInvalid = (Class) => (err) => err instanceof Class && err.code === 'ERR_INVALID_ARG';
 

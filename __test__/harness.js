@@ -174,4 +174,22 @@ function runNode(code, { env = {}, timeout = 20000 } = {}) {
   });
 }
 
-module.exports = { startRedis, rawClient, freePort, runNode, sleep };
+/**
+ * A test file's usual fixture: a fresh server, a raw client to it and an
+ * initialized cache with `options` (host and port filled in).
+ */
+async function openCache(CacheModule, options = {}, serverOptions = {}) {
+  const server = await startRedis(serverOptions);
+  const raw = await server.raw();
+  const cache = new CacheModule({ host: '127.0.0.1', port: server.port, ...options });
+  await cache.initialize();
+  return { server, raw, cache };
+}
+
+async function closeCache({ server, raw, cache }) {
+  await cache.disconnect();
+  raw.close();
+  await server.stop();
+}
+
+module.exports = { startRedis, rawClient, freePort, runNode, sleep, openCache, closeCache };

@@ -6,24 +6,17 @@
 const test = require('node:test');
 const assert = require('node:assert/strict');
 const CacheModule = require('..');
-const { startRedis } = require('./harness');
+const { openCache, closeCache } = require('./harness');
 
 let server;
 let raw;
 let cache;
 
 test.before(async () => {
-  server = await startRedis({ args: ['--enable-debug-command', 'yes'] });
-  raw = await server.raw();
-  cache = new CacheModule({ host: '127.0.0.1', port: server.port, keyPrefix: 'inv:' });
-  await cache.initialize();
+  ({ server, raw, cache } = await openCache(CacheModule, { keyPrefix: 'inv:' }, { args: ['--enable-debug-command', 'yes'] }));
 });
 
-test.after(async () => {
-  await cache.disconnect();
-  raw.close();
-  await server.stop();
-});
+test.after(() => closeCache({ server, raw, cache }));
 
 test.beforeEach(() => raw.cmd('FLUSHALL'));
 

@@ -3,24 +3,17 @@
 const test = require('node:test');
 const assert = require('node:assert/strict');
 const CacheModule = require('..');
-const { startRedis, runNode, sleep } = require('./harness');
+const { runNode, sleep, openCache, closeCache } = require('./harness');
 
 let server;
 let raw;
 let cache;
 
 test.before(async () => {
-  server = await startRedis();
-  raw = await server.raw();
-  cache = new CacheModule({ host: '127.0.0.1', port: server.port, keyPrefix: 'lk:' });
-  await cache.initialize();
+  ({ server, raw, cache } = await openCache(CacheModule, { keyPrefix: 'lk:' }));
 });
 
-test.after(async () => {
-  await cache.disconnect();
-  raw.close();
-  await server.stop();
-});
+test.after(() => closeCache({ server, raw, cache }));
 
 test('4 processes x 50 lock/read/write/release on one key end with the counter at exactly 200', async () => {
   await cache.set('counter', 0, { ttl: 0 });

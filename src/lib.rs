@@ -220,6 +220,7 @@ impl ToNapiValue for Reply {
       Reply::Int(i) => i64::to_napi_value(env, i),
       Reply::Str(s) => String::to_napi_value(env, s),
       Reply::List(items) => Vec::<Option<String>>::to_napi_value(env, items),
+      Reply::Json(text) => String::to_napi_value(env, text),
       Reply::Err(e) => create_error(env, e),
     }
   }

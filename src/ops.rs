@@ -27,6 +27,9 @@ pub enum Reply {
   Int(i64),
   Str(String),
   List(Vec<Option<String>>),
+  /// A JSON array text of values (mget): one string and one JSON.parse in JS
+  /// instead of one of each per value.
+  Json(String),
   Err(CacheError),
 }
 
@@ -234,7 +237,7 @@ impl Op {
         let hits = list.iter().filter(|v| v.is_some()).count() as u64;
         add(&stats.hits, hits);
         add(&stats.misses, list.len() as u64 - hits);
-        Reply::List(list)
+        json_array(&list).map_or(Reply::List(list), Reply::Json)
       }
     })
   }
@@ -244,6 +247,25 @@ fn key_cmd(name: &str, key: &[u8]) -> Cmd {
   let mut cmd = redis::cmd(name);
   cmd.arg(key);
   cmd
+}
+
+/// The values as one JSON array text, when every stored text is JSON; else
+/// None, and JS decodes each value (raw text comes back as a string).
+fn json_array(values: &[Option<String>]) -> Option<String> {
+  let mut out = String::with_capacity(values.iter().map(|v| v.as_ref().map_or(4, String::len) + 1).sum::<usize>() + 2);
+  out.push('[');
+  for (i, v) in values.iter().enumerate() {
+    if i > 0 {
+      out.push(',');
+    }
+    match v {
+      Some(text) if serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok() => out.push_str(text),
+      Some(_) => return None,
+      None => out.push_str("null"),
+    }
+  }
+  out.push(']');
+  Some(out)
 }
 
 fn string_of(v: Value) -> Option<String> {
@@ -259,5 +281,18 @@ fn int_of(v: &Value) -> i64 {
     Value::Int(i) => *i,
     Value::Okay => 1,
     _ => 0,
+  }
+}
+
+#[cfg(test)]
+mod tests {
+  use super::*;
+
+  #[test]
+  fn mget_values_as_one_json_array() {
+    let v = |s: &str| Some(s.to_string());
+    assert_eq!(json_array(&[v(r#"{"a":1}"#), None, v("2"), v(r#""s""#)]).as_deref(), Some(r#"[{"a":1},null,2,"s"]"#));
+    assert_eq!(json_array(&[v("1"), v("not json {")]), None);
+    assert_eq!(json_array(&[]).as_deref(), Some("[]"));
   }
 }
