@@ -1,8 +1,11 @@
 'use strict';
 
 // 1,000,000 mixed operations (get, set, mget, mset, del, exists, misses and
-// rejected bad input) in one process; prints RSS and heap every 100k so a
-// leak in the binding layer shows as growth. `node bench/memory.js [ops]`
+// rejected bad input) in one process; prints RSS and heap every 100k operations so a
+// leak in the binding layer shows as growth.
+// `node --expose-gc bench/memory.js [ops]` (with --expose-gc each reading
+// follows a full GC, so it shows what is retained, not garbage not yet
+// collected).
 
 const CacheModule = require('..');
 const { startRedis } = require('../__test__/harness');
@@ -16,6 +19,7 @@ async function main() {
   const mb = (n) => (n / 1024 / 1024).toFixed(1);
   const rows = [];
   let done = 0;
+  let report = 100_000;
   const step = async (i) => {
     switch (i % 10) {
       case 0: return cache.set(`k:${i % 5000}`, value);
@@ -33,7 +37,8 @@ async function main() {
     const batch = [];
     for (let j = 0; j < 64 && done < total; j++, done++) batch.push(step(done));
     await Promise.all(batch);
-    if (done % 100_000 === 0) {
+    if (done >= report) {
+      report += 100_000;
       global.gc?.();
       const m = process.memoryUsage();
       rows.push({ ops: done, rss: m.rss, heap: m.heapUsed });
