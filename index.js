@@ -154,15 +154,15 @@ class CacheModule extends EventEmitter {
   // ---- the hot path -------------------------------------------------------
 
   get(key, options) {
-    let k;
+    let fallback;
+    let reply;
     try {
-      k = toKey(key);
-      options = optionsArg(options);
+      fallback = options === undefined ? undefined : optionsArg(options).fallback;
+      reply = this.#batch.run(decode, ['get', toKey(key)]);
     } catch (err) {
       return Promise.reject(err);
     }
-    const reply = this.#batch.run(decode, ['get', k]);
-    return options.fallback === undefined ? reply : withFallback(reply, options.fallback);
+    return fallback === undefined ? reply : withFallback(reply, fallback);
   }
 
   set(key, value, options) {
