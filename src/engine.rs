@@ -93,6 +93,14 @@ impl Engine {
     }
   }
 
+  /// The standalone connection's socket, when that is what is in use.
+  pub fn standalone(&self) -> Option<Arc<crate::multiplex::Multiplexed>> {
+    match &*self.state.read().unwrap() {
+      State::Ready(Current { conn: Connection::Standalone(mux), .. }) => Some(mux.clone()),
+      _ => None,
+    }
+  }
+
   pub fn is_connected(&self) -> bool {
     matches!(&*self.state.read().unwrap(), State::Ready(_))
   }

@@ -106,7 +106,10 @@ impl CacheEngine {
   /// Sends batch `id` of hot-path operations (wire format: src/ops.rs); its
   /// replies, one per operation, arrive through `onReplies`.
   #[napi]
-  pub fn exec(&self, id: u32, ops: Vec<String>) {
+  pub fn exec(&self, env: Env, id: u32, ops: Vec<String>) {
+    if let Some(mux) = self.engine.standalone() {
+      mux.watch_from_js(env.raw());
+    }
     let deliver = self.deliver.clone();
     self.engine.exec(&ops, move |replies| {
       deliver.call((id, replies), ThreadsafeFunctionCallMode::NonBlocking);

@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::BytesMut;
+use tokio::io::Interest;
 use redis::{Value, ValueCodec};
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
@@ -36,6 +37,8 @@ pub struct Multiplexed {
   stream: Arc<TcpStream>,
   shared: Arc<Shared>,
   tasks: [AbortHandle; 2],
+  /// Whether the JS thread's loop watches the socket too.
+  watched: std::sync::atomic::AtomicBool,
 }
 
 struct Shared {
@@ -50,6 +53,9 @@ struct Shared {
 #[derive(Default)]
 struct Inner {
   pending: VecDeque<Pending>,
+  /// Bytes read and not parsed yet, and the parser's state.
+  input: BytesMut,
+  codec: ValueCodec,
   /// Bytes written after the ones the writer task is flushing.
   out: Vec<u8>,
   /// The writer task owns the socket's write side until `out` is empty.
@@ -75,7 +81,7 @@ impl Multiplexed {
     let shared = Arc::new(Shared { inner: Mutex::new(Inner::default()), flush: Notify::new(), addr, timeout, on_lost });
     let reader = tokio::spawn(read_loop(stream.clone(), shared.clone())).abort_handle();
     let writer = tokio::spawn(write_loop(stream.clone(), shared.clone())).abort_handle();
-    Ok(Multiplexed { stream, shared, tasks: [reader, writer] })
+    Ok(Multiplexed { stream, shared, tasks: [reader, writer], watched: Default::default() })
   }
 
   /// Writes `count` packed commands and calls `done` with their replies.
@@ -111,7 +117,21 @@ impl Multiplexed {
       task.abort();
     }
     self.shared.fail(err, false);
+    // A JS-loop watcher sees the end of the stream and closes itself.
+    let _ = shutdown(&self.stream);
   }
+}
+
+fn shutdown(stream: &TcpStream) -> io::Result<()> {
+  #[cfg(unix)]
+  {
+    use std::os::fd::AsRawFd;
+    // SAFETY: a valid socket.
+    if unsafe { libc::shutdown(stream.as_raw_fd(), libc::SHUT_RDWR) } != 0 {
+      return Err(io::Error::last_os_error());
+    }
+  }
+  Ok(())
 }
 
 impl Drop for Multiplexed {
@@ -157,8 +177,12 @@ impl Shared {
     }
   }
 
-  fn lost(&self, why: impl std::fmt::Display) {
+  pub(crate) fn lost(&self, why: impl std::fmt::Display) {
     self.fail(CacheError::new(Code::Connection, format!("{}: connection lost ({why})", self.addr)), true);
+  }
+
+  fn is_closed(&self) -> bool {
+    self.inner.lock().unwrap().closed.is_some()
   }
 
   /// Fails the batches whose deadline has passed; their replies are dropped
@@ -182,6 +206,61 @@ impl Shared {
     }
   }
 
+  /// Reads what the socket has (`read` until WouldBlock), parses it and
+  /// completes the batches it finishes. Any thread may call it: the lock
+  /// makes one reader at a time, and the parser's state lives under it.
+  fn pump(&self, mut read: impl FnMut(&mut [u8]) -> io::Result<usize>) -> std::result::Result<(), String> {
+    let mut completed = Vec::new();
+    {
+      let mut inner = self.inner.lock().unwrap();
+      let inner = &mut *inner;
+      if inner.closed.is_some() {
+        return Ok(());
+      }
+      loop {
+        if inner.input.capacity() - inner.input.len() < 16 * 1024 {
+          inner.input.reserve(64 * 1024);
+        }
+        let len = inner.input.len();
+        let spare = inner.input.capacity() - len;
+        // SAFETY: the bytes past `len` are only exposed after `read` wrote them.
+        unsafe { inner.input.set_len(len + spare) };
+        let result = read(&mut inner.input[len..]);
+        let got = *result.as_ref().unwrap_or(&0);
+        unsafe { inner.input.set_len(len + got) };
+        match result {
+          Ok(0) => return Err("closed by the server".into()),
+          Ok(_) => {}
+          Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+          Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+          Err(e) => return Err(e.to_string()),
+        }
+      }
+      loop {
+        let value = match inner.codec.decode(&mut inner.input) {
+          Ok(Some(value)) => value,
+          Ok(None) => break,
+          Err(e) => return Err(format!("unparsable reply: {e}")),
+        };
+        let Some(front) = inner.pending.front_mut() else {
+          return Err("a reply nobody asked for".into());
+        };
+        front.values.push(value);
+        front.left -= 1;
+        if front.left == 0 {
+          let p = inner.pending.pop_front().expect("front exists");
+          if let Some(done) = p.done {
+            completed.push((done, p.values));
+          }
+        }
+      }
+    }
+    for (done, values) in completed {
+      done(Ok(values));
+    }
+    Ok(())
+  }
+
   /// The next deadline the reader must wake for.
   fn next_deadline(&self) -> Option<Instant> {
     let inner = self.inner.lock().unwrap();
@@ -190,8 +269,6 @@ impl Shared {
 }
 
 async fn read_loop(stream: Arc<TcpStream>, shared: Arc<Shared>) {
-  let mut buf = BytesMut::with_capacity(64 * 1024);
-  let mut codec = ValueCodec::default();
   loop {
     let readable = stream.readable();
     let ready = match shared.next_deadline() {
@@ -212,48 +289,9 @@ async fn read_loop(stream: Arc<TcpStream>, shared: Arc<Shared>) {
     if let Err(e) = ready {
       return shared.lost(e);
     }
-
-    loop {
-      if buf.capacity() - buf.len() < 16 * 1024 {
-        buf.reserve(64 * 1024);
-      }
-      match stream.try_read_buf(&mut buf) {
-        Ok(0) => return shared.lost("closed by the server"),
-        Ok(_) => {}
-        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-        Err(e) => return shared.lost(e),
-      }
-    }
-
-    let mut completed = Vec::new();
-    {
-      let mut inner = shared.inner.lock().unwrap();
-      loop {
-        let value = match codec.decode(&mut buf) {
-          Ok(Some(value)) => value,
-          Ok(None) => break,
-          Err(e) => {
-            drop(inner);
-            return shared.lost(format!("unparsable reply: {e}"));
-          }
-        };
-        let Some(front) = inner.pending.front_mut() else {
-          drop(inner);
-          return shared.lost("a reply nobody asked for");
-        };
-        front.values.push(value);
-        front.left -= 1;
-        if front.left == 0 {
-          let p = inner.pending.pop_front().expect("front exists");
-          if let Some(done) = p.done {
-            completed.push((done, p.values));
-          }
-        }
-      }
-    }
-    for (done, values) in completed {
-      done(Ok(values));
+    // Through tokio, so that its readiness is cleared once the socket is drained.
+    if let Err(why) = shared.pump(|buf| stream.try_io(Interest::READABLE, || raw_recv(&stream, buf))) {
+      return shared.lost(why);
     }
   }
 }
@@ -282,6 +320,134 @@ async fn write_loop(stream: Arc<TcpStream>, shared: Arc<Shared>) {
           Err(e) => return shared.lost(e),
         }
       }
+    }
+  }
+}
+
+/// One non-blocking read, straight from the socket (not through tokio's
+/// readiness, which the JS thread does not see).
+fn raw_recv(stream: &TcpStream, buf: &mut [u8]) -> io::Result<usize> {
+  #[cfg(unix)]
+  {
+    use std::os::fd::AsRawFd;
+    // SAFETY: a valid socket and a writable buffer of that length.
+    let n = unsafe { libc::recv(stream.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) };
+    if n < 0 {
+      Err(io::Error::last_os_error())
+    } else {
+      Ok(n as usize)
+    }
+  }
+  #[cfg(not(unix))]
+  {
+    stream.try_read(buf)
+  }
+}
+
+impl Multiplexed {
+  /// Lets the JS thread's own event loop (libuv) watch the socket too, so a
+  /// reply wakes the JS thread directly, as in a pure-JS client, instead of
+  /// waking the tokio reader that then wakes the JS thread. Called on the JS
+  /// thread; idempotent. The tokio reader stays, for timeouts and when the
+  /// JS thread is busy.
+  #[cfg(unix)]
+  pub fn watch_from_js(&self, env: napi::sys::napi_env) {
+    if self.watched.swap(true, std::sync::atomic::Ordering::Relaxed) {
+      return;
+    }
+    // SAFETY: called on the JS thread that owns `env` and its loop.
+    unsafe { js_poll::start(env, self.stream.clone(), self.shared.clone()) };
+  }
+
+  #[cfg(not(unix))]
+  pub fn watch_from_js(&self, _env: napi::sys::napi_env) {}
+}
+
+/// The libuv side: a uv_poll handle on the socket, on the JS thread's loop.
+#[cfg(unix)]
+mod js_poll {
+  use std::os::fd::AsRawFd;
+  use std::os::raw::{c_int, c_void};
+  use std::sync::Arc;
+
+  use tokio::net::TcpStream;
+
+  use super::{raw_recv, Shared};
+
+  const UV_POLL: c_int = 8;
+  const UV_READABLE: c_int = 1;
+
+  extern "C" {
+    fn uv_handle_size(kind: c_int) -> usize;
+    fn uv_poll_init_socket(lp: *mut c_void, handle: *mut c_void, fd: c_int) -> c_int;
+    fn uv_poll_start(handle: *mut c_void, events: c_int, cb: extern "C" fn(*mut c_void, c_int, c_int)) -> c_int;
+    fn uv_poll_stop(handle: *mut c_void) -> c_int;
+    fn uv_close(handle: *mut c_void, cb: extern "C" fn(*mut c_void));
+    fn uv_unref(handle: *mut c_void);
+  }
+
+  /// What the handle's `data` points at. It keeps the socket open until the
+  /// handle is closed, so libuv never watches a closed descriptor.
+  struct Watch {
+    stream: Arc<TcpStream>,
+    shared: Arc<Shared>,
+  }
+
+  /// # Safety
+  /// On the JS thread of `env`.
+  pub unsafe fn start(env: napi::sys::napi_env, stream: Arc<TcpStream>, shared: Arc<Shared>) {
+    let mut lp = std::ptr::null_mut();
+    if napi::sys::napi_get_uv_event_loop(env, &mut lp) != napi::sys::Status::napi_ok || lp.is_null() {
+      return;
+    }
+    let size = uv_handle_size(UV_POLL);
+    let handle = libc::calloc(1, size);
+    if handle.is_null() {
+      return;
+    }
+    let fd = stream.as_raw_fd();
+    if uv_poll_init_socket(lp.cast(), handle, fd) != 0 {
+      libc::free(handle);
+      return;
+    }
+    // `data` is the first field of every libuv handle.
+    *(handle as *mut *mut c_void) = Box::into_raw(Box::new(Watch { stream, shared })).cast();
+    // The tokio side keeps working if this fails.
+    if uv_poll_start(handle, UV_READABLE, on_readable) != 0 {
+      uv_close(handle, on_close);
+      return;
+    }
+    // Watching does not keep the process alive; batches in flight do.
+    uv_unref(handle);
+  }
+
+  extern "C" fn on_readable(handle: *mut c_void, status: c_int, _events: c_int) {
+    // SAFETY: `data` was set in `start` and lives until `on_close`.
+    let watch = unsafe { &*(*(handle as *mut *mut Watch)) };
+    let result = if status < 0 {
+      Err(format!("poll error {status}"))
+    } else {
+      watch.shared.pump(|buf| raw_recv(&watch.stream, buf))
+    };
+    if let Err(why) = result {
+      unsafe {
+        uv_poll_stop(handle);
+        uv_close(handle, on_close);
+      }
+      watch.shared.lost(why);
+    } else if watch.shared.is_closed() {
+      unsafe {
+        uv_poll_stop(handle);
+        uv_close(handle, on_close);
+      }
+    }
+  }
+
+  extern "C" fn on_close(handle: *mut c_void) {
+    // SAFETY: the handle is closed: nothing uses it or its `data` any more.
+    unsafe {
+      drop(Box::from_raw(*(handle as *mut *mut Watch)));
+      libc::free(handle);
     }
   }
 }
