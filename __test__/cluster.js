@@ -275,23 +275,11 @@ async function startCluster({ masters = 3, replicasPerMaster = 1, args = [] } = 
      * the key, following MOVED / ASK redirections.
      */
     async cmd(...args) {
-      let port = await cluster.ownerOf(String(args[1]));
-      let asking = false;
-      for (let hop = 0; hop < 5; hop++) {
-        const c = await rawClient(port);
-        try {
-          if (asking) await c.cmd('ASKING');
-          return await c.cmd(...args);
-        } catch (err) {
-          const m = /^(MOVED|ASK) \d+ (.+):(\d+)$/.exec(err.message);
-          if (!m) throw err;
-          asking = m[1] === 'ASK';
-          port = Number(m[3]);
-        } finally {
-          c.close();
-        }
-      }
-      throw new Error(`too many redirections for ${args.join(' ')}`);
+      const port = await cluster.ownerOf(String(args[1]));
+      return redirected(port, args, async (p) => {
+        const c = await rawClient(p);
+        return { cmd: c.cmd, done: () => c.close() };
+      });
     },
     /**
      * A raw client for many commands: one connection per master, routed by
@@ -315,24 +303,7 @@ async function startCluster({ masters = 3, replicasPerMaster = 1, args = [] } = 
       };
       await load();
       return {
-        async cmd(...args) {
-          let port = slots[keySlot(String(args[1]))];
-          let asking = false;
-          for (let hop = 0; hop < 5; hop++) {
-            const c = await conn(port);
-            try {
-              if (asking) await c.cmd('ASKING');
-              return await c.cmd(...args);
-            } catch (err) {
-              const m = /^(MOVED|ASK) \d+ (.+):(\d+)$/.exec(err.message);
-              if (!m) throw err;
-              asking = m[1] === 'ASK';
-              port = Number(m[3]);
-              if (!asking) await load();
-            }
-          }
-          throw new Error(`too many redirections for ${args.join(' ')}`);
-        },
+        cmd: (...args) => redirected(slots[keySlot(String(args[1]))], args, async (p) => ({ cmd: (await conn(p)).cmd, done() {} }), load),
         /** Runs a key-less command on every master; resolves { port: reply }. */
         async onEach(...args) {
           const out = {};
@@ -387,6 +358,31 @@ async function unhealthy(ports, masters, replicas) {
     }
   }
   return '';
+}
+
+/**
+ * Runs a single-key command (the key is args[1]) starting at `port` and
+ * following MOVED / ASK redirections; `client(port)` gives `{ cmd, done }`,
+ * `onMoved()` runs after a MOVED (the slot map changed).
+ */
+async function redirected(port, args, client, onMoved = async () => {}) {
+  let asking = false;
+  for (let hop = 0; hop < 5; hop++) {
+    const c = await client(port);
+    try {
+      if (asking) await c.cmd('ASKING');
+      return await c.cmd(...args);
+    } catch (err) {
+      const m = /^(MOVED|ASK) \d+ (.+):(\d+)$/.exec(err.message);
+      if (!m) throw err;
+      asking = m[1] === 'ASK';
+      port = Number(m[3]);
+      if (!asking) await onMoved();
+    } finally {
+      c.done();
+    }
+  }
+  throw new Error(`too many redirections for ${args.join(' ')}`);
 }
 
 module.exports = { startCluster, keySlot, infoFields, parseNodes };
