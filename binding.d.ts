@@ -12,9 +12,9 @@ export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-was
 export declare class CacheEngine {
   /**
    * `options`: the constructor options as JSON text, without functions.
-   * `onReplies([batchId, replies])` receives every batch's replies.
+   * `onReplies(batches)` receives every finished batch as `[batchId, replies]`.
    */
-  constructor(options: string, onReplies: (batch: [batchId: number, replies: Array<Reply>]) => void)
+  constructor(options: string, onReplies: (batches: Array<[batchId: number, replies: Array<Reply>]>) => void)
   get keyPrefix(): string
   /** `host:port` of the server (the seed nodes in cluster mode). */
   get address(): string

@@ -91,6 +91,39 @@ test('an idle connection does not keep the process alive, even without disconnec
   assert.equal(out.code, 0, out.stderr);
 });
 
+test('worker threads: two caches, one never disconnected, and the worker ends cleanly', async () => {
+  // A worker's event loop must have no handles left when it closes, or Node
+  // aborts the whole process.
+  const code = `
+    const { Worker } = require('node:worker_threads');
+    const body = \`
+      const C = require(\${JSON.stringify(process.cwd())});
+      const { parentPort } = require('node:worker_threads');
+      (async () => {
+        const a = new C({ host: '127.0.0.1', port: ${server.port}, keyPrefix: 'wt:' });
+        const b = new C({ host: '127.0.0.1', port: ${server.port}, keyPrefix: 'wt:' });
+        await a.initialize();
+        await b.initialize();
+        await a.set('k', { n: 1 });
+        parentPort.postMessage(JSON.stringify([await b.get('k'), await a.mget(['k', 'none'])]));
+        await b.disconnect();
+      })();\`;
+    const runs = [0, 1].map(() => new Promise((resolve, reject) => {
+      const w = new Worker(body, { eval: true });
+      let got;
+      w.on('message', (m) => (got = m));
+      w.on('error', reject);
+      w.on('exit', (code) => resolve(code + ' ' + got));
+    }));
+    Promise.all(runs).then((r) => process.stdout.write(r.join('|')));`;
+  const out = await runNode(code, { timeout: 15000 });
+  assert.equal(out.signal, null, out.stderr);
+  assert.equal(out.code, 0, out.stderr);
+  const expected = '0 [{"n":1},[{"n":1},null]]';
+  assert.equal(out.stdout, `${expected}|${expected}`);
+  assert.equal(out.stderr, '');
+});
+
 test('a pending command keeps the process alive until it is answered', async () => {
   const code = `
     const C = require('.');

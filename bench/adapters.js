@@ -5,26 +5,28 @@
 
 const TTL = 3600;
 
-const adapters = {
-  async fluxor(port) {
-    const CacheModule = require('..');
-    const cache = new CacheModule({ host: '127.0.0.1', port, keyPrefix: '', defaultTTL: TTL });
-    await cache.initialize();
-    return {
-      get: (k) => cache.get(k),
-      set: (k, v) => cache.set(k, v),
-      mget: (keys) => cache.mget(keys),
-      mset: (pairs) => cache.mset(pairs),
-      async lock(k) {
-        const lock = await cache.lock(k, { ttl: 10, retries: 1000, retryDelay: 1 });
-        await lock.release();
-      },
-      invalidate: (pattern) => cache.invalidate('pattern', pattern),
-      warm: (items) => cache.warmCache(() => items, { keyExtractor: (i) => `warm:${i.id}` }),
-      close: () => cache.disconnect(),
-    };
-  },
+/** This package, as built in `dir`. */
+const fluxorAt = (dir) => async (port) => {
+  const CacheModule = require(dir);
+  const cache = new CacheModule({ host: '127.0.0.1', port, keyPrefix: '', defaultTTL: TTL });
+  await cache.initialize();
+  return {
+    get: (k) => cache.get(k),
+    set: (k, v) => cache.set(k, v),
+    mget: (keys) => cache.mget(keys),
+    mset: (pairs) => cache.mset(pairs),
+    async lock(k) {
+      const lock = await cache.lock(k, { ttl: 10, retries: 1000, retryDelay: 1 });
+      await lock.release();
+    },
+    invalidate: (pattern) => cache.invalidate('pattern', pattern),
+    warm: (items) => cache.warmCache(() => items, { keyExtractor: (i) => `warm:${i.id}` }),
+    close: () => cache.disconnect(),
+  };
+};
 
+const adapters = {
+  fluxor: fluxorAt('..'),
   ioredis: (port) => ioredis(port, false),
   'ioredis-auto': (port) => ioredis(port, true),
 
@@ -106,5 +108,9 @@ async function ioredis(port, enableAutoPipelining) {
     close: () => redis.quit(),
   };
 }
+
+// FLUXOR_BASE=<another checkout, built> adds it as `fluxor-base`, to weigh a
+// change against the build it started from in the same run.
+if (process.env.FLUXOR_BASE) adapters['fluxor-base'] = fluxorAt(require('node:path').resolve(process.env.FLUXOR_BASE));
 
 module.exports = { adapters };

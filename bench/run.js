@@ -26,6 +26,7 @@ const ROUNDS = Number(flag('rounds', 3));
 const SECONDS = Number(flag('seconds', 2));
 const ONLY = flag('only', '');
 const CLIENTS = flag('clients', Object.keys(adapters).join(',')).split(',');
+// With FLUXOR_BASE=<another built checkout>, `fluxor-base` runs too (bench/adapters.js).
 const QUIET_BUSY = 0.15; // a core's share other processes may use
 const OURS = 'fluxor';
 
@@ -157,7 +158,7 @@ function report(names, results, ceiling) {
       row.push(`${fmt(med[client])} (${fmt(Math.min(...ops))}-${fmt(Math.max(...ops))})`);
     }
     const ours = results[name][OURS];
-    const others = CLIENTS.filter((c) => c !== OURS);
+    const others = CLIENTS.filter((c) => !c.startsWith(OURS));
     const best = Math.max(...others.map((c) => med[c]));
     const ratio = ours && others.length ? med[OURS] / best : NaN;
     row.push(ours ? `${median(ours.map((r) => r.p50)).toFixed(3)} / ${median(ours.map((r) => r.p99)).toFixed(3)}` : '-');
@@ -185,6 +186,8 @@ function report(names, results, ceiling) {
   if (get64) lines.push(`${OURS} GET 100 B at 64 in flight reaches ${((get64 / ceiling.GET) * 100).toFixed(0)} % of it.`);
   lines.push(`Machine: ${machine}. Median of ${ROUNDS} interleaved rounds of ${SECONDS} s; mget/mset count keys per second.`);
   console.log(lines.join('\n'));
+  // Only a full run of the usual clients replaces the published results.
+  if (ONLY || flag('clients', null) || process.env.FLUXOR_BASE) return;
   const dir = path.join(__dirname, 'results');
   fs.mkdirSync(dir, { recursive: true });
   fs.writeFileSync(path.join(dir, 'latest.json'), JSON.stringify({ date: new Date().toISOString(), machine, rounds: ROUNDS, seconds: SECONDS, ceiling, summary }, null, 2));

@@ -61,12 +61,16 @@ class Batcher {
     try {
       this.#engine.exec(id, args);
     } catch (err) {
-      this.settle([id, [err]]);
+      this.settle([[id, [err]]]);
     }
   }
 
-  /** `[id, replies]` of a finished batch (batch 0: the connection was lost). */
-  settle([id, replies]) {
+  /** Finished batches, each `[id, replies]` (batch 0: the connection was lost). */
+  settle(batches) {
+    for (let i = 0; i < batches.length; i++) this.#settleOne(batches[i][0], batches[i][1]);
+  }
+
+  #settleOne(id, replies) {
     if (id === 0) return this.#onLost(replies[0]);
     const pending = this.#inflight.get(id);
     if (pending === undefined) return;

@@ -8,6 +8,7 @@
 
 mod codec;
 mod connection;
+mod deliver;
 mod engine;
 mod error;
 mod invalidate;
@@ -21,10 +22,10 @@ use std::ptr;
 use std::sync::Arc;
 
 use napi::bindgen_prelude::{Function, Null, ToNapiValue, TypeName};
-use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::{sys, Env, Status, ValueType};
 use napi_derive::napi;
 
+use crate::deliver::Deliver;
 use crate::engine::Engine;
 use crate::error::{ArgKind, CacheError};
 use crate::ops::Reply;
@@ -44,11 +45,6 @@ fn init() {
   napi::bindgen_prelude::create_custom_tokio_runtime(rt);
 }
 
-/// Delivers `[batchId, replies]` (one array argument) to the JS face; batch 0 carries a lost
-/// connection. Weak: it keeps the process alive only while the JS face holds
-/// it (`hold(true)` while batches are in flight).
-type Deliver = ThreadsafeFunction<(u32, Vec<Reply>), (), (u32, Vec<Reply>), Status, false, true>;
-
 #[napi]
 pub struct CacheEngine {
   engine: Arc<Engine>,
@@ -58,23 +54,13 @@ pub struct CacheEngine {
 #[napi]
 impl CacheEngine {
   /// `options`: the constructor options as JSON text, without functions.
-  /// `onReplies([batchId, replies])` receives every batch's replies.
-  #[napi(constructor, ts_args_type = "options: string, onReplies: (batch: [batchId: number, replies: Array<Reply>]) => void")]
-  pub fn new(env: Env, options: String, on_replies: Function<(u32, Vec<Reply>), ()>) -> napi::Result<Self> {
+  /// `onReplies(batches)` receives every finished batch as `[batchId, replies]`.
+  #[napi(constructor, ts_args_type = "options: string, onReplies: (batches: Array<[batchId: number, replies: Array<Reply>]>) => void")]
+  pub fn new(env: Env, options: String, on_replies: Function<Vec<(u32, Vec<Reply>)>, ()>) -> napi::Result<Self> {
     let opts = Options::parse(&options, |name| std::env::var(name).ok()).map_err(|e| throw(&env, &e))?;
-    let deliver: Deliver = on_replies
-      .build_threadsafe_function()
-      .weak::<true>()
-      .callee_handled::<false>()
-      .build_callback(|ctx| Ok(ctx.value))?;
-    let deliver = Arc::new(deliver);
+    let deliver = Arc::new(Deliver::new(&env, on_replies)?);
     let events = deliver.clone();
-    let engine = Engine::new(
-      opts,
-      Arc::new(move |err| {
-        events.call((0, vec![Reply::Err(err)]), ThreadsafeFunctionCallMode::NonBlocking);
-      }),
-    );
+    let engine = Engine::new(opts, Arc::new(move |err| events.send(0, vec![Reply::Err(err)])));
     Ok(CacheEngine { engine: Arc::new(engine), deliver })
   }
 
@@ -108,26 +94,16 @@ impl CacheEngine {
   #[napi]
   pub fn exec(&self, env: Env, id: u32, ops: Vec<String>) {
     if let Some(mux) = self.engine.standalone() {
-      mux.watch_from_js(env.raw());
+      mux.watch_from_js(env.raw(), self.deliver.js_turn());
     }
     let deliver = self.deliver.clone();
-    self.engine.exec(&ops, move |replies| {
-      deliver.call((id, replies), ThreadsafeFunctionCallMode::NonBlocking);
-    });
+    self.engine.exec(&ops, move |replies| deliver.send(id, replies));
   }
 
   /// Whether pending batches keep the process alive.
   #[napi]
   pub fn hold(&self, env: Env, active: bool) -> napi::Result<()> {
-    // SAFETY: called on the JS thread (a sync export) with a live function.
-    let status = unsafe {
-      if active {
-        sys::napi_ref_threadsafe_function(env.raw(), self.deliver.raw())
-      } else {
-        sys::napi_unref_threadsafe_function(env.raw(), self.deliver.raw())
-      }
-    };
-    napi::check_status!(status)
+    self.deliver.hold(&env, active)
   }
 
   /// A built-in strategy: `kind` is cascade, tag or pattern. Resolves the

@@ -9,16 +9,24 @@
 //! writer task flushes, so the JS thread never blocks and order is kept.
 //! Command timeouts are kept by the reader, which wakes for the oldest
 //! deadline.
+//!
+//! Once the JS thread's own loop watches the socket (`watch_from_js`), the
+//! JS thread reads too, and the tokio reader drops its registration: a reply
+//! then wakes one thread, not two. The tokio reader goes on waking for
+//! deadlines, and reads what the JS thread has not (it is busy) by then.
 
 use std::collections::VecDeque;
 use std::io;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use bytes::BytesMut;
-use tokio::io::Interest;
 use redis::{Value, ValueCodec};
-use tokio::net::TcpStream;
+use tokio::io::Interest;
 use tokio::sync::Notify;
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
@@ -34,11 +42,12 @@ pub type Done = Box<dyn FnOnce(Result<Vec<Value>>) + Send>;
 pub type OnLost = Arc<dyn Fn(CacheError) + Send + Sync>;
 
 pub struct Multiplexed {
-  stream: Arc<TcpStream>,
+  /// Non-blocking; tokio waits on it through registrations of duplicates.
+  sock: Arc<TcpStream>,
   shared: Arc<Shared>,
   tasks: [AbortHandle; 2],
-  /// Whether the JS thread's loop watches the socket too.
-  watched: std::sync::atomic::AtomicBool,
+  /// Whether a JS-loop watcher was started.
+  watched: AtomicBool,
 }
 
 struct Shared {
@@ -48,6 +57,8 @@ struct Shared {
   addr: String,
   timeout: Duration,
   on_lost: OnLost,
+  /// The JS thread's loop watches and reads the socket.
+  js_reads: AtomicBool,
 }
 
 #[derive(Default)]
@@ -75,13 +86,23 @@ impl Multiplexed {
   /// Connects to `host:port`; the caller runs the handshake with `send`.
   pub async fn connect(host: &str, port: u16, timeout: Duration, on_lost: OnLost) -> Result<Multiplexed> {
     let addr = format!("{host}:{port}");
-    let stream = TcpStream::connect((host, port)).await.map_err(|e| CacheError::new(Code::Connection, format!("{addr}: {e}")))?;
-    stream.set_nodelay(true).map_err(|e| CacheError::new(Code::Connection, format!("{addr}: {e}")))?;
-    let stream = Arc::new(stream);
-    let shared = Arc::new(Shared { inner: Mutex::new(Inner::default()), flush: Notify::new(), addr, timeout, on_lost });
-    let reader = tokio::spawn(read_loop(stream.clone(), shared.clone())).abort_handle();
-    let writer = tokio::spawn(write_loop(stream.clone(), shared.clone())).abort_handle();
-    Ok(Multiplexed { stream, shared, tasks: [reader, writer], watched: Default::default() })
+    let broken = |e: io::Error| CacheError::new(Code::Connection, format!("{addr}: {e}"));
+    let stream = tokio::net::TcpStream::connect((host, port)).await.map_err(broken)?;
+    stream.set_nodelay(true).map_err(broken)?;
+    let sock = Arc::new(stream.into_std().map_err(broken)?);
+    let reader = register(&sock, Interest::READABLE).map_err(broken)?;
+    let writer = register(&sock, Interest::WRITABLE).map_err(broken)?;
+    let shared = Arc::new(Shared {
+      inner: Mutex::new(Inner::default()),
+      flush: Notify::new(),
+      addr,
+      timeout,
+      on_lost,
+      js_reads: AtomicBool::new(false),
+    });
+    let reader = tokio::spawn(read_loop(reader, sock.clone(), shared.clone())).abort_handle();
+    let writer = tokio::spawn(write_loop(writer, sock.clone(), shared.clone())).abort_handle();
+    Ok(Multiplexed { sock, shared, tasks: [reader, writer], watched: AtomicBool::new(false) })
   }
 
   /// Writes `count` packed commands and calls `done` with their replies.
@@ -100,7 +121,7 @@ impl Multiplexed {
       deadline: Instant::now() + self.shared.timeout,
       done: Some(done),
     });
-    let written = if inner.flushing { 0 } else { write_now(&self.stream, packed) };
+    let written = if inner.flushing { 0 } else { write_now(&self.sock, packed) };
     if written < packed.len() {
       inner.out.extend_from_slice(&packed[written..]);
       if !inner.flushing {
@@ -118,20 +139,8 @@ impl Multiplexed {
     }
     self.shared.fail(err, false);
     // A JS-loop watcher sees the end of the stream and closes itself.
-    let _ = shutdown(&self.stream);
+    let _ = self.sock.shutdown(Shutdown::Both);
   }
-}
-
-fn shutdown(stream: &TcpStream) -> io::Result<()> {
-  #[cfg(unix)]
-  {
-    use std::os::fd::AsRawFd;
-    // SAFETY: a valid socket.
-    if unsafe { libc::shutdown(stream.as_raw_fd(), libc::SHUT_RDWR) } != 0 {
-      return Err(io::Error::last_os_error());
-    }
-  }
-  Ok(())
 }
 
 impl Drop for Multiplexed {
@@ -139,15 +148,17 @@ impl Drop for Multiplexed {
     for task in &self.tasks {
       task.abort();
     }
+    // The JS-loop watcher holds the socket too: let it see the end.
+    let _ = self.sock.shutdown(Shutdown::Both);
   }
 }
 
 /// Writes what the socket takes now; a write error is left to the reader,
 /// which sees the broken connection too.
-fn write_now(stream: &TcpStream, mut buf: &[u8]) -> usize {
+fn write_now(mut sock: &TcpStream, mut buf: &[u8]) -> usize {
   let total = buf.len();
   while !buf.is_empty() {
-    match stream.try_write(buf) {
+    match sock.write(buf) {
       Ok(n) => buf = &buf[n..],
       Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
       Err(_) => break,
@@ -206,10 +217,12 @@ impl Shared {
     }
   }
 
-  /// Reads what the socket has (`read` until WouldBlock), parses it and
-  /// completes the batches it finishes. Any thread may call it: the lock
-  /// makes one reader at a time, and the parser's state lives under it.
-  fn pump(&self, mut read: impl FnMut(&mut [u8]) -> io::Result<usize>) -> std::result::Result<(), String> {
+  /// Reads what the socket has, parses it and completes the batches it
+  /// finishes. Any thread may call it: the lock makes one reader at a time,
+  /// and the parser's state lives under it. Edge-triggered waiters (tokio)
+  /// must read `until_blocked`; a level-triggered one (libuv) may stop at a
+  /// short read and save a system call, as libuv's own streams do.
+  fn pump(&self, until_blocked: bool, mut read: impl FnMut(&mut [u8]) -> io::Result<usize>) -> std::result::Result<(), String> {
     let mut completed = Vec::new();
     {
       let mut inner = self.inner.lock().unwrap();
@@ -230,6 +243,7 @@ impl Shared {
         unsafe { inner.input.set_len(len + got) };
         match result {
           Ok(0) => return Err("closed by the server".into()),
+          Ok(n) if n < spare && !until_blocked => break,
           Ok(_) => {}
           Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
           Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -268,9 +282,29 @@ impl Shared {
   }
 }
 
-async fn read_loop(stream: Arc<TcpStream>, shared: Arc<Shared>) {
+async fn read_loop(reader: Registration, sock: Arc<TcpStream>, shared: Arc<Shared>) {
+  let mut reader = Some(reader);
   loop {
-    let readable = stream.readable();
+    if shared.js_reads.load(Ordering::Relaxed) {
+      // The JS thread reads now: without this registration, a reply no
+      // longer wakes this thread too.
+      reader = None;
+    }
+    let Some(registration) = &reader else {
+      let wake = shared.next_deadline().unwrap_or_else(|| Instant::now() + shared.timeout.min(Duration::from_millis(100)));
+      tokio::time::sleep_until(wake).await;
+      // What the JS thread has not read by a deadline (it is busy) is read
+      // here, so only replies that really did not come time out.
+      if let Err(why) = shared.pump(true, |buf| (&*sock).read(buf)) {
+        return shared.lost(why);
+      }
+      shared.expire(Instant::now());
+      if shared.is_closed() {
+        return;
+      }
+      continue;
+    };
+    let readable = registration.ready(Interest::READABLE);
     let ready = match shared.next_deadline() {
       Some(deadline) => match tokio::time::timeout_at(deadline, readable).await {
         Ok(ready) => ready,
@@ -289,14 +323,15 @@ async fn read_loop(stream: Arc<TcpStream>, shared: Arc<Shared>) {
     if let Err(e) = ready {
       return shared.lost(e);
     }
-    // Through tokio, so that its readiness is cleared once the socket is drained.
-    if let Err(why) = shared.pump(|buf| stream.try_io(Interest::READABLE, || raw_recv(&stream, buf))) {
+    // Through the registration, so that its readiness is cleared once the
+    // socket is drained.
+    if let Err(why) = shared.pump(true, |buf| registration.try_io(Interest::READABLE, |_| (&*sock).read(buf))) {
       return shared.lost(why);
     }
   }
 }
 
-async fn write_loop(stream: Arc<TcpStream>, shared: Arc<Shared>) {
+async fn write_loop(writer: Registration, sock: Arc<TcpStream>, shared: Arc<Shared>) {
   loop {
     shared.flush.notified().await;
     loop {
@@ -311,10 +346,10 @@ async fn write_loop(stream: Arc<TcpStream>, shared: Arc<Shared>) {
       };
       let mut rest = &chunk[..];
       while !rest.is_empty() {
-        if let Err(e) = stream.writable().await {
+        if let Err(e) = writer.ready(Interest::WRITABLE).await {
           return shared.lost(e);
         }
-        match stream.try_write(rest) {
+        match writer.try_io(Interest::WRITABLE, |_| (&*sock).write(rest)) {
           Ok(n) => rest = &rest[n..],
           Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => {}
           Err(e) => return shared.lost(e),
@@ -324,24 +359,28 @@ async fn write_loop(stream: Arc<TcpStream>, shared: Arc<Shared>) {
   }
 }
 
-/// One non-blocking read, straight from the socket (not through tokio's
-/// readiness, which the JS thread does not see).
-fn raw_recv(stream: &TcpStream, buf: &mut [u8]) -> io::Result<usize> {
+/// Tokio's wait on one direction of the socket, through a duplicate of it,
+/// so that the reader's can be dropped while the writer's stays.
+#[cfg(unix)]
+type Registration = tokio::io::unix::AsyncFd<TcpStream>;
+#[cfg(not(unix))]
+type Registration = tokio::net::TcpStream;
+
+fn register(sock: &TcpStream, interest: Interest) -> io::Result<Registration> {
   #[cfg(unix)]
-  {
-    use std::os::fd::AsRawFd;
-    // SAFETY: a valid socket and a writable buffer of that length.
-    let n = unsafe { libc::recv(stream.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) };
-    if n < 0 {
-      Err(io::Error::last_os_error())
-    } else {
-      Ok(n as usize)
-    }
-  }
+  // SAFETY: the AsyncFd owns the duplicate, which stays open until it drops.
+  return unsafe { tokio::io::unix::AsyncFd::register_with_interest(sock.try_clone()?, interest) }.map_err(|e| e.into_parts().1);
   #[cfg(not(unix))]
   {
-    stream.try_read(buf)
+    let _ = interest;
+    tokio::net::TcpStream::from_std(sock.try_clone()?)
   }
+}
+
+/// Runs a read made by the JS thread from its event loop, so that what the
+/// read finishes reaches JS at once (deliver.rs).
+pub trait JsTurn: Send + Sync {
+  fn run(&self, read: &mut dyn FnMut());
 }
 
 impl Multiplexed {
@@ -351,28 +390,35 @@ impl Multiplexed {
   /// thread; idempotent. The tokio reader stays, for timeouts and when the
   /// JS thread is busy.
   #[cfg(unix)]
-  pub fn watch_from_js(&self, env: napi::sys::napi_env) {
-    if self.watched.swap(true, std::sync::atomic::Ordering::Relaxed) {
+  pub fn watch_from_js(&self, env: napi::sys::napi_env, turn: Arc<dyn JsTurn>) {
+    if self.watched.swap(true, Ordering::Relaxed) {
       return;
     }
     // SAFETY: called on the JS thread that owns `env` and its loop.
-    unsafe { js_poll::start(env, self.stream.clone(), self.shared.clone()) };
+    if unsafe { js_poll::start(env, self.sock.clone(), self.shared.clone(), turn) } {
+      self.shared.js_reads.store(true, Ordering::Relaxed);
+    }
   }
 
   #[cfg(not(unix))]
-  pub fn watch_from_js(&self, _env: napi::sys::napi_env) {}
+  pub fn watch_from_js(&self, _env: napi::sys::napi_env, _turn: Arc<dyn JsTurn>) {}
 }
 
 /// The libuv side: a uv_poll handle on the socket, on the JS thread's loop.
+/// It closes when the connection does, or when the JS environment ends (a
+/// worker thread's loop must have no handles left when it closes).
 #[cfg(unix)]
 mod js_poll {
+  use std::io::Read;
+  use std::net::TcpStream;
   use std::os::fd::AsRawFd;
   use std::os::raw::{c_int, c_void};
+  use std::ptr;
   use std::sync::Arc;
 
-  use tokio::net::TcpStream;
+  use napi::sys;
 
-  use super::{raw_recv, Shared};
+  use super::{JsTurn, Shared};
 
   const UV_POLL: c_int = 8;
   const UV_READABLE: c_int = 1;
@@ -391,62 +437,89 @@ mod js_poll {
   struct Watch {
     stream: Arc<TcpStream>,
     shared: Arc<Shared>,
+    /// Dropped at the environment's teardown, while it can still be.
+    turn: Option<Arc<dyn JsTurn>>,
+    cleanup: sys::napi_async_cleanup_hook_handle,
+    closing: bool,
   }
 
   /// # Safety
   /// On the JS thread of `env`.
-  pub unsafe fn start(env: napi::sys::napi_env, stream: Arc<TcpStream>, shared: Arc<Shared>) {
-    let mut lp = std::ptr::null_mut();
-    if napi::sys::napi_get_uv_event_loop(env, &mut lp) != napi::sys::Status::napi_ok || lp.is_null() {
-      return;
+  pub unsafe fn start(env: sys::napi_env, stream: Arc<TcpStream>, shared: Arc<Shared>, turn: Arc<dyn JsTurn>) -> bool {
+    let mut lp = ptr::null_mut();
+    if sys::napi_get_uv_event_loop(env, &mut lp) != sys::Status::napi_ok || lp.is_null() {
+      return false;
     }
-    let size = uv_handle_size(UV_POLL);
-    let handle = libc::calloc(1, size);
+    let handle = libc::calloc(1, uv_handle_size(UV_POLL));
     if handle.is_null() {
-      return;
+      return false;
     }
-    let fd = stream.as_raw_fd();
-    if uv_poll_init_socket(lp.cast(), handle, fd) != 0 {
+    if uv_poll_init_socket(lp.cast(), handle, stream.as_raw_fd()) != 0 {
       libc::free(handle);
-      return;
+      return false;
     }
+    let watch = Box::new(Watch { stream, shared, turn: Some(turn), cleanup: ptr::null_mut(), closing: false });
     // `data` is the first field of every libuv handle.
-    *(handle as *mut *mut c_void) = Box::into_raw(Box::new(Watch { stream, shared })).cast();
+    *(handle as *mut *mut Watch) = Box::into_raw(watch);
+    let watch = &mut *data(handle);
+    if sys::napi_add_async_cleanup_hook(env, Some(on_teardown), handle, &mut watch.cleanup) != sys::Status::napi_ok {
+      watch.cleanup = ptr::null_mut();
+      close(handle);
+      return false;
+    }
     // The tokio side keeps working if this fails.
     if uv_poll_start(handle, UV_READABLE, on_readable) != 0 {
-      uv_close(handle, on_close);
-      return;
+      close(handle);
+      return false;
     }
     // Watching does not keep the process alive; batches in flight do.
     uv_unref(handle);
+    true
+  }
+
+  unsafe fn data(handle: *mut c_void) -> *mut Watch {
+    *(handle as *mut *mut Watch)
+  }
+
+  unsafe fn close(handle: *mut c_void) {
+    let watch = &mut *data(handle);
+    if !watch.closing {
+      watch.closing = true;
+      uv_poll_stop(handle);
+      uv_close(handle, on_close);
+    }
   }
 
   extern "C" fn on_readable(handle: *mut c_void, status: c_int, _events: c_int) {
     // SAFETY: `data` was set in `start` and lives until `on_close`.
-    let watch = unsafe { &*(*(handle as *mut *mut Watch)) };
-    let result = if status < 0 {
-      Err(format!("poll error {status}"))
-    } else {
-      watch.shared.pump(|buf| raw_recv(&watch.stream, buf))
-    };
+    let watch = unsafe { &*data(handle) };
+    let mut result = Ok(());
+    if status < 0 {
+      result = Err(format!("poll error {status}"));
+    } else if let Some(turn) = &watch.turn {
+      turn.run(&mut || result = watch.shared.pump(false, |buf| (&*watch.stream).read(buf)));
+    }
     if let Err(why) = result {
-      unsafe {
-        uv_poll_stop(handle);
-        uv_close(handle, on_close);
-      }
+      unsafe { close(handle) };
       watch.shared.lost(why);
     } else if watch.shared.is_closed() {
-      unsafe {
-        uv_poll_stop(handle);
-        uv_close(handle, on_close);
-      }
+      unsafe { close(handle) };
     }
+  }
+
+  unsafe extern "C" fn on_teardown(_hook: sys::napi_async_cleanup_hook_handle, handle: *mut c_void) {
+    (*data(handle)).turn = None;
+    close(handle);
   }
 
   extern "C" fn on_close(handle: *mut c_void) {
     // SAFETY: the handle is closed: nothing uses it or its `data` any more.
     unsafe {
-      drop(Box::from_raw(*(handle as *mut *mut Watch)));
+      let watch = Box::from_raw(data(handle));
+      if !watch.cleanup.is_null() {
+        sys::napi_remove_async_cleanup_hook(watch.cleanup);
+      }
+      drop(watch);
       libc::free(handle);
     }
   }
