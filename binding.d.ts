@@ -33,10 +33,6 @@ export declare class CacheEngine {
    * number of cache keys removed, or the Error.
    */
   invalidate(kind: string, arg: string): Promise<number | Error>
-  /** Resolves the fencing token, or the Error (ERR_LOCK_NOT_ACQUIRED). */
-  lockAcquire(key: string, token: string, ttlMs: number, retries: number, retryDelayMs: number): Promise<number | Error>
-  lockRelease(key: string, token: string): Promise<boolean | Error>
-  lockExtend(key: string, token: string, ttlMs: number): Promise<boolean | Error>
   /** `getStats()` as JSON text, or the Error. */
   stats(): Promise<string | Error>
   disconnect(): void

@@ -6,11 +6,11 @@
 
 const { EventEmitter } = require('node:events');
 const { CacheEngine } = require('./binding.js');
-const { cacheError, typeError, describe } = require('./lib/errors');
+const { cacheError, typeError, describe, unwrap } = require('./lib/errors');
 const { toKey, encode, decode, ttlArg, tagsArg, optionsArg, entriesOf } = require('./lib/args');
 const { Batcher } = require('./lib/batch');
 const { KeyPatterns } = require('./lib/patterns');
-const { Lock, lockOptions, unwrap } = require('./lib/lock');
+const { Lock, acquire, lockOptions } = require('./lib/lock');
 const { warm, warmOptions } = require('./lib/warm');
 const { randomBytes } = require('node:crypto');
 
@@ -278,8 +278,8 @@ class CacheModule extends EventEmitter {
     const k = toKey(key);
     const o = lockOptions(options ?? {});
     const token = randomBytes(16).toString('hex');
-    const fence = unwrap(await this.#engine.lockAcquire(k, token, o.ttlMs, o.retries, o.retryDelay));
-    const lock = new Lock(this.#engine, k, token, fence, o.ttlMs);
+    const run = (args) => this.#batch.run(same, args, true);
+    const lock = new Lock(run, k, token, await acquire(run, k, token, o), o.ttlMs);
     if (o.autoExtend) lock.startExtending();
     return lock;
   }

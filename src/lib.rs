@@ -123,23 +123,6 @@ impl CacheEngine {
     reply(removed.map(|n| Reply::Int(n as i64)))
   }
 
-  /// Resolves the fencing token, or the Error (ERR_LOCK_NOT_ACQUIRED).
-  #[napi(ts_return_type = "Promise<number | Error>")]
-  pub async fn lock_acquire(&self, key: String, token: String, ttl_ms: u32, retries: u32, retry_delay_ms: u32) -> Reply {
-    let req = lock::LockRequest { key: &key, token: &token, ttl_ms: ttl_ms.into(), retries, retry_delay_ms: retry_delay_ms.into() };
-    reply(lock::acquire(&self.engine, req).await.map(|fence| Reply::Int(fence as i64)))
-  }
-
-  #[napi(ts_return_type = "Promise<boolean | Error>")]
-  pub async fn lock_release(&self, key: String, token: String) -> Reply {
-    reply(lock::release(&self.engine, &key, &token).await.map(Reply::Bool))
-  }
-
-  #[napi(ts_return_type = "Promise<boolean | Error>")]
-  pub async fn lock_extend(&self, key: String, token: String, ttl_ms: u32) -> Reply {
-    reply(lock::extend(&self.engine, &key, &token, ttl_ms.into()).await.map(Reply::Bool))
-  }
-
   /// `getStats()` as JSON text, or the Error.
   #[napi(ts_return_type = "Promise<string | Error>")]
   pub async fn stats(&self) -> Reply {

@@ -3,16 +3,13 @@
 //! (compare-and-delete / compare-and-expire scripts). Each acquisition also
 //! increments the lock's fencing counter in the same script, so fencing
 //! tokens strictly increase in the order the lock was held.
+//!
+//! Each step is one command on the hot path (ops.rs: `lock`, `unlock`,
+//! `extend`); the JS face waits between attempts (lib/lock.js).
 
-use std::collections::hash_map::RandomState;
-use std::hash::{BuildHasher, Hasher};
-use std::sync::Arc;
-use std::time::Duration;
+use redis::Cmd;
 
-use redis::Value;
-
-use crate::engine::Engine;
-use crate::error::{CacheError, Code, Result};
+use crate::codec::Codec;
 
 const ACQUIRE: &str = r"
 if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
@@ -31,65 +28,23 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[
 return 0
 ";
 
-pub struct LockRequest<'a> {
-  pub key: &'a str,
-  pub token: &'a str,
-  pub ttl_ms: u64,
-  pub retries: u32,
-  pub retry_delay_ms: u64,
-}
-
-/// Takes the lock, retrying `retries` times with a jittered delay; resolves
-/// the fencing token.
-pub async fn acquire(engine: &Arc<Engine>, req: LockRequest<'_>) -> Result<u64> {
-  let (lock_key, fence_key) = keys(engine, req.key)?;
-  let attempts = req.retries.saturating_add(1);
-  for attempt in 1..=attempts {
-    let mut cmd = redis::cmd("EVAL");
-    cmd.arg(ACQUIRE).arg(2).arg(&lock_key).arg(&fence_key).arg(req.token).arg(req.ttl_ms);
-    match first(engine.run(vec![cmd]).await?)? {
-      Value::Int(fence) if fence > 0 => return Ok(fence as u64),
-      _ if attempt < attempts => tokio::time::sleep(jittered(req.retry_delay_ms)).await,
-      _ => {}
-    }
-  }
-  Err(CacheError::new(
-    Code::LockNotAcquired,
-    format!("could not acquire lock {:?} after {attempts} attempt{}", req.key, if attempts == 1 { "" } else { "s" }),
-  ))
-}
-
-/// Releases the lock if `token` still holds it.
-pub async fn release(engine: &Arc<Engine>, key: &str, token: &str) -> Result<bool> {
-  let (lock_key, _) = keys(engine, key)?;
+/// One attempt: replies the fencing token, or 0 when someone else holds it.
+pub fn acquire(codec: &Codec, key: &str, token: &str, ttl_ms: u64) -> Cmd {
   let mut cmd = redis::cmd("EVAL");
-  cmd.arg(RELEASE).arg(1).arg(&lock_key).arg(token);
-  Ok(matches!(first(engine.run(vec![cmd]).await?)?, Value::Int(1)))
+  cmd.arg(ACQUIRE).arg(2).arg(codec.lock_key(key)).arg(codec.fence_key(key)).arg(token).arg(ttl_ms);
+  cmd
 }
 
-/// Sets the lock's expiry to `ttl_ms` if `token` still holds it.
-pub async fn extend(engine: &Arc<Engine>, key: &str, token: &str, ttl_ms: u64) -> Result<bool> {
-  let (lock_key, _) = keys(engine, key)?;
+/// Deletes the lock if `token` still holds it: replies 1, else 0.
+pub fn release(codec: &Codec, key: &str, token: &str) -> Cmd {
   let mut cmd = redis::cmd("EVAL");
-  cmd.arg(EXTEND).arg(1).arg(&lock_key).arg(token).arg(ttl_ms);
-  Ok(matches!(first(engine.run(vec![cmd]).await?)?, Value::Int(1)))
+  cmd.arg(RELEASE).arg(1).arg(codec.lock_key(key)).arg(token);
+  cmd
 }
 
-fn keys(engine: &Engine, key: &str) -> Result<(Vec<u8>, Vec<u8>)> {
-  if key.is_empty() {
-    return Err(CacheError::type_error("lock key must be a non-empty string"));
-  }
-  Ok((engine.codec.lock_key(key), engine.codec.fence_key(key)))
-}
-
-fn first(values: Vec<Value>) -> Result<Value> {
-  values.into_iter().next().ok_or_else(|| CacheError::new(Code::Redis, "no reply"))
-}
-
-/// `ms` ± 50 %, so that waiting contenders do not retry in lockstep.
-fn jittered(ms: u64) -> Duration {
-  let mut h = RandomState::new().build_hasher();
-  h.write_u64(ms);
-  let r = h.finish() % 1000; // 0..1000
-  Duration::from_micros(ms * (500 + r))
+/// Sets the lock's expiry to `ttl_ms` if `token` still holds it: replies 1, else 0.
+pub fn extend(codec: &Codec, key: &str, token: &str, ttl_ms: u64) -> Cmd {
+  let mut cmd = redis::cmd("EVAL");
+  cmd.arg(EXTEND).arg(1).arg(codec.lock_key(key)).arg(token).arg(ttl_ms);
+  cmd
 }

@@ -1,4 +1,5 @@
-//! The hot-path operations (get, set, del, exists, expire, ttl, mget, mset):
+//! The hot-path operations (get, set, del, exists, expire, ttl, mget, mset,
+//! and the lock steps lock, unlock, extend):
 //! how a batch arrives from JS, which commands each becomes, and what each
 //! resolves to.
 //!
@@ -9,6 +10,7 @@
 //!   get key | del key | exists key | ttl key
 //!   set key json ttl tags | expire key ttl
 //!   mget n key.. | mset ttl tags n (key json)..
+//!   lock key token ttl | unlock key token | extend key token ttl
 //!
 //! `ttl` is whole milliseconds ("" = defaultTTL, "0" = no expiry); `tags` is a
 //! JSON array of strings or "".
@@ -18,6 +20,7 @@ use redis::{Cmd, Value};
 use crate::codec::{parse_ms, Codec};
 use crate::connection::Outcome;
 use crate::error::{CacheError, Code, Result};
+use crate::lock;
 use crate::stats::{add, Stats};
 
 /// What one operation resolves to in JS.
@@ -41,6 +44,10 @@ pub enum Op {
   Expire(Vec<u8>, u64),
   Ttl(Vec<u8>),
   MGet(Vec<Vec<u8>>),
+  /// The lock steps keep the user's key: lock.rs names their keys.
+  Lock { key: String, token: String, ttl_ms: u64 },
+  Unlock { key: String, token: String },
+  Extend { key: String, token: String, ttl_ms: u64 },
 }
 
 /// Reads operations off the flat wire array.
@@ -111,6 +118,15 @@ impl<'a> Wire<'a> {
           Ok(Op::Set { entries, ttl_ms: ttl_or(&head[0], default_ttl_ms)?, tags: parse_tags(&head[1])? })
         })()
       }
+      "lock" | "extend" => {
+        let a = self.take(3)?;
+        let (key, token) = (a[0].clone(), a[1].clone());
+        parse_ms(&a[2]).map(|ttl_ms| if opcode == "lock" { Op::Lock { key, token, ttl_ms } } else { Op::Extend { key, token, ttl_ms } })
+      }
+      "unlock" => {
+        let a = self.take(2)?;
+        Ok(Op::Unlock { key: a[0].clone(), token: a[1].clone() })
+      }
       _ => return Err(malformed()),
     })
   }
@@ -178,6 +194,9 @@ impl Op {
         }
         out.push(cmd);
       }
+      Op::Lock { key, token, ttl_ms } => out.push(lock::acquire(codec, key, token, *ttl_ms)),
+      Op::Unlock { key, token } => out.push(lock::release(codec, key, token)),
+      Op::Extend { key, token, ttl_ms } => out.push(lock::extend(codec, key, token, *ttl_ms)),
       Op::Set { entries, ttl_ms, tags, .. } => {
         for (k, json) in entries {
           let mut cmd = key_cmd("SET", k);
@@ -224,8 +243,8 @@ impl Op {
         add(&stats.deletes, n as u64);
         Reply::Bool(n > 0)
       }
-      Op::Exists(_) | Op::Expire(..) => Reply::Bool(int_of(&first) > 0),
-      Op::Ttl(_) => Reply::Int(int_of(&first)),
+      Op::Exists(_) | Op::Expire(..) | Op::Unlock { .. } | Op::Extend { .. } => Reply::Bool(int_of(&first) > 0),
+      Op::Ttl(_) | Op::Lock { .. } => Reply::Int(int_of(&first)),
       Op::MGet(keys) => {
         let list: Vec<Option<String>> = match first {
           // One MGET (standalone).
