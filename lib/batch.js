@@ -103,7 +103,7 @@ class Batcher {
     }
     if (this.#inflight.size === 0) {
       this.#engine.hold(false);
-      for (const done of this.#idle.splice(0)) done();
+      if (this.#idle.length > 0) for (const done of this.#idle.splice(0)) done();
     }
   }
 

@@ -3,26 +3,23 @@
 //! Crossing to a tokio thread for every batch costs a thread wake-up, the
 //! biggest cost of a cache call on a small machine. So a batch is encoded
 //! and written to the socket by the caller (the JS thread) when the socket
-//! takes it; one tokio task reads the replies, parses them with redis-rs's
-//! codec, matches them to batches in order and completes each batch with its
-//! callback. Bytes the socket does not take at once wait in a buffer that a
+//! takes it. Bytes the socket does not take at once wait in a buffer that a
 //! writer task flushes, so the JS thread never blocks and order is kept.
-//! Command timeouts are kept by the reader, which wakes for the oldest
-//! deadline.
 //!
-//! Once the JS thread's own loop watches the socket (`watch_from_js`), the
-//! JS thread reads too, and the tokio reader drops its registration: a reply
-//! then wakes one thread, not two. The tokio reader goes on waking for
-//! deadlines, and reads what the JS thread has not (it is busy) by then.
+//! Replies are read and parsed (redis-rs's codec) by whoever `pump`s, and
+//! matched to batches in order. At first a tokio reader task does; once the
+//! JS thread's own loop watches the socket (`watch_from_js`), the JS thread
+//! does, and the tokio reader drops its registration, so a reply wakes one
+//! thread, not two. The reader keeps the command timeouts either way: it
+//! wakes for the oldest deadline (and then reads what a busy JS thread has
+//! not).
 
 use std::collections::VecDeque;
-use std::io;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
-
-use std::io::{Read, Write};
+use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use bytes::BytesMut;
 use redis::{Value, ValueCodec};
@@ -284,23 +281,25 @@ impl Shared {
 
 async fn read_loop(reader: Registration, sock: Arc<TcpStream>, shared: Arc<Shared>) {
   let mut reader = Some(reader);
-  loop {
+  while !shared.is_closed() {
     if shared.js_reads.load(Ordering::Relaxed) {
       // The JS thread reads now: without this registration, a reply no
       // longer wakes this thread too.
       reader = None;
     }
     let Some(registration) = &reader else {
-      let wake = shared.next_deadline().unwrap_or_else(|| Instant::now() + shared.timeout.min(Duration::from_millis(100)));
-      tokio::time::sleep_until(wake).await;
-      // What the JS thread has not read by a deadline (it is busy) is read
-      // here, so only replies that really did not come time out.
-      if let Err(why) = shared.pump(true, |buf| (&*sock).read(buf)) {
-        return shared.lost(why);
-      }
-      shared.expire(Instant::now());
-      if shared.is_closed() {
-        return;
+      match shared.next_deadline() {
+        Some(deadline) if deadline <= Instant::now() => {
+          // The JS thread has not read by this deadline (it is busy): read
+          // here, so that only replies that really did not come time out.
+          if let Err(why) = shared.pump(true, |buf| (&*sock).read(buf)) {
+            return shared.lost(why);
+          }
+          shared.expire(Instant::now());
+        }
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        // A batch queued later does not wake this task: look again soon.
+        None => tokio::time::sleep(shared.timeout.min(Duration::from_millis(100))).await,
       }
       continue;
     };
@@ -325,7 +324,7 @@ async fn read_loop(reader: Registration, sock: Arc<TcpStream>, shared: Arc<Share
     }
     // Through the registration, so that its readiness is cleared once the
     // socket is drained.
-    if let Err(why) = shared.pump(true, |buf| registration.try_io(Interest::READABLE, |_| (&*sock).read(buf))) {
+    if let Err(why) = shared.pump(true, |buf| registration.try_io(Interest::READABLE, || (&*sock).read(buf))) {
       return shared.lost(why);
     }
   }
@@ -349,7 +348,7 @@ async fn write_loop(writer: Registration, sock: Arc<TcpStream>, shared: Arc<Shar
         if let Err(e) = writer.ready(Interest::WRITABLE).await {
           return shared.lost(e);
         }
-        match writer.try_io(Interest::WRITABLE, |_| (&*sock).write(rest)) {
+        match writer.try_io(Interest::WRITABLE, || (&*sock).write(rest)) {
           Ok(n) => rest = &rest[n..],
           Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => {}
           Err(e) => return shared.lost(e),
@@ -361,19 +360,40 @@ async fn write_loop(writer: Registration, sock: Arc<TcpStream>, shared: Arc<Shar
 
 /// Tokio's wait on one direction of the socket, through a duplicate of it,
 /// so that the reader's can be dropped while the writer's stays.
-#[cfg(unix)]
-type Registration = tokio::io::unix::AsyncFd<TcpStream>;
-#[cfg(not(unix))]
-type Registration = tokio::net::TcpStream;
+struct Registration {
+  #[cfg(unix)]
+  fd: tokio::io::unix::AsyncFd<TcpStream>,
+  #[cfg(not(unix))]
+  stream: tokio::net::TcpStream,
+}
 
 fn register(sock: &TcpStream, interest: Interest) -> io::Result<Registration> {
   #[cfg(unix)]
   // SAFETY: the AsyncFd owns the duplicate, which stays open until it drops.
-  return unsafe { tokio::io::unix::AsyncFd::register_with_interest(sock.try_clone()?, interest) }.map_err(|e| e.into_parts().1);
+  let fd = unsafe { tokio::io::unix::AsyncFd::register_with_interest(sock.try_clone()?, interest) }.map_err(|e| e.into_parts().1)?;
+  #[cfg(unix)]
+  return Ok(Registration { fd });
   #[cfg(not(unix))]
   {
     let _ = interest;
-    tokio::net::TcpStream::from_std(sock.try_clone()?)
+    Ok(Registration { stream: tokio::net::TcpStream::from_std(sock.try_clone()?)? })
+  }
+}
+
+impl Registration {
+  async fn ready(&self, interest: Interest) -> io::Result<()> {
+    #[cfg(unix)]
+    return self.fd.ready(interest).await.map(drop);
+    #[cfg(not(unix))]
+    return self.stream.ready(interest).await.map(drop);
+  }
+
+  /// Runs `io`; a WouldBlock clears the readiness, so `ready` waits again.
+  fn try_io<R>(&self, interest: Interest, io: impl FnOnce() -> io::Result<R>) -> io::Result<R> {
+    #[cfg(unix)]
+    return self.fd.try_io(interest, |_| io());
+    #[cfg(not(unix))]
+    return self.stream.try_io(interest, io);
   }
 }
 
