@@ -94,7 +94,7 @@ impl CacheEngine {
   #[napi]
   pub fn exec(&self, env: Env, id: u32, ops: Vec<String>) {
     if let Some(mux) = self.engine.standalone() {
-      mux.watch_from_js(env.raw(), self.deliver.js_turn());
+      mux.watch_from_js(env.raw(), || self.deliver.js_turn());
     }
     let deliver = self.deliver.clone();
     self.engine.exec(&ops, move |replies| deliver.send(id, replies));

@@ -30,21 +30,27 @@ return 0
 
 /// One attempt: replies the fencing token, or 0 when someone else holds it.
 pub fn acquire(codec: &Codec, key: &str, token: &str, ttl_ms: u64) -> Cmd {
-  let mut cmd = redis::cmd("EVAL");
-  cmd.arg(ACQUIRE).arg(2).arg(codec.lock_key(key)).arg(codec.fence_key(key)).arg(token).arg(ttl_ms);
+  let mut cmd = eval(ACQUIRE, &[codec.lock_key(key), codec.fence_key(key)]);
+  cmd.arg(token).arg(ttl_ms);
   cmd
 }
 
 /// Deletes the lock if `token` still holds it: replies 1, else 0.
 pub fn release(codec: &Codec, key: &str, token: &str) -> Cmd {
-  let mut cmd = redis::cmd("EVAL");
-  cmd.arg(RELEASE).arg(1).arg(codec.lock_key(key)).arg(token);
+  let mut cmd = eval(RELEASE, &[codec.lock_key(key)]);
+  cmd.arg(token);
   cmd
 }
 
 /// Sets the lock's expiry to `ttl_ms` if `token` still holds it: replies 1, else 0.
 pub fn extend(codec: &Codec, key: &str, token: &str, ttl_ms: u64) -> Cmd {
+  let mut cmd = eval(EXTEND, &[codec.lock_key(key)]);
+  cmd.arg(token).arg(ttl_ms);
+  cmd
+}
+
+fn eval(script: &str, keys: &[Vec<u8>]) -> Cmd {
   let mut cmd = redis::cmd("EVAL");
-  cmd.arg(EXTEND).arg(1).arg(codec.lock_key(key)).arg(token).arg(ttl_ms);
+  cmd.arg(script).arg(keys.len()).arg(keys);
   cmd
 }

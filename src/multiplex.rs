@@ -410,18 +410,18 @@ impl Multiplexed {
   /// thread; idempotent. The tokio reader stays, for timeouts and when the
   /// JS thread is busy.
   #[cfg(unix)]
-  pub fn watch_from_js(&self, env: napi::sys::napi_env, turn: Arc<dyn JsTurn>) {
+  pub fn watch_from_js(&self, env: napi::sys::napi_env, turn: impl FnOnce() -> Arc<dyn JsTurn>) {
     if self.watched.swap(true, Ordering::Relaxed) {
       return;
     }
     // SAFETY: called on the JS thread that owns `env` and its loop.
-    if unsafe { js_poll::start(env, self.sock.clone(), self.shared.clone(), turn) } {
+    if unsafe { js_poll::start(env, self.sock.clone(), self.shared.clone(), turn()) } {
       self.shared.js_reads.store(true, Ordering::Relaxed);
     }
   }
 
   #[cfg(not(unix))]
-  pub fn watch_from_js(&self, _env: napi::sys::napi_env, _turn: Arc<dyn JsTurn>) {}
+  pub fn watch_from_js(&self, _env: napi::sys::napi_env, _turn: impl FnOnce() -> Arc<dyn JsTurn>) {}
 }
 
 /// The libuv side: a uv_poll handle on the socket, on the JS thread's loop.
