@@ -8,7 +8,7 @@ const { EventEmitter } = require('node:events');
 const { CacheEngine } = require('./binding.js');
 const { cacheError, typeError, describe, unwrap } = require('./lib/errors');
 const { toKey, encode, decode, ttlArg, tagsArg, optionsArg, entriesOf } = require('./lib/args');
-const { Batcher } = require('./lib/batch');
+const { Batcher, AT_ONCE } = require('./lib/batch');
 const { KeyPatterns } = require('./lib/patterns');
 const { Lock, acquire, lockOptions } = require('./lib/lock');
 const { warm, warmOptions } = require('./lib/warm');
@@ -204,7 +204,7 @@ class CacheModule extends EventEmitter {
       if (keys.length === 0) return Promise.resolve([]);
       const args = ['mget', String(keys.length)];
       for (let i = 0; i < keys.length; i++) args.push(toKey(keys[i], `keys[${i}]`));
-      return this.#batch.run(decodeList, args);
+      return this.#batch.run(decodeList, args, keys.length);
     } catch (err) {
       return Promise.reject(err);
     }
@@ -222,7 +222,7 @@ class CacheModule extends EventEmitter {
       const n = (args.length - 4) / 2;
       if (n === 0) return Promise.resolve(true);
       args[3] = String(n);
-      return this.#batch.run(same, args);
+      return this.#batch.run(same, args, n);
     } catch (err) {
       return Promise.reject(err);
     }
@@ -268,7 +268,7 @@ class CacheModule extends EventEmitter {
     const ttl = ttlArg(o.ttl, 'options.ttl');
     const tags = tagsArg(o.tags);
     const source = await warmer();
-    return warm(source, settings, () => ['mset', ttl, tags, ''], (args) => this.#batch.run(same, args));
+    return warm(source, settings, () => ['mset', ttl, tags, ''], (args) => this.#batch.run(same, args, (args.length - 4) / 2));
   }
 
   // ---- locks ----------------------------------------------------------------
@@ -278,7 +278,7 @@ class CacheModule extends EventEmitter {
     const k = toKey(key);
     const o = lockOptions(options ?? {});
     const token = randomBytes(16).toString('hex');
-    const run = (args) => this.#batch.run(same, args, true);
+    const run = (args) => this.#batch.run(same, args, AT_ONCE);
     const lock = new Lock(run, k, token, await acquire(run, k, token, o), o.ttlMs);
     if (o.autoExtend) lock.startExtending();
     return lock;

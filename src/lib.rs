@@ -18,6 +18,9 @@ mod ops;
 mod options;
 mod stats;
 
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::ptr;
 use std::sync::Arc;
 
