@@ -15,7 +15,7 @@
 // `import { CacheModule } from '@fluxor/cache-module'` all give the class.
 
 declare namespace CacheModule {
-  /** A key: a non-empty string, or a finite number (turned into its decimal string). */
+  /** A key: a non-empty string of well-formed Unicode (no lone surrogates), or a finite number (turned into its decimal string). */
   export type Key = string | number;
 
   /** The `code` of every error the module raises. */

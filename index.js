@@ -7,7 +7,7 @@
 const { EventEmitter } = require('node:events');
 const { CacheEngine } = require('./binding.js');
 const { cacheError, typeError, describe, unwrap } = require('./lib/errors');
-const { toKey, encode, decode, ttlArg, tagsArg, optionsArg, entriesOf } = require('./lib/args');
+const { toKey, encode, decode, ttlArg, tagsArg, optionsArg, entriesOf, msetWire } = require('./lib/args');
 const { Batcher, AT_ONCE } = require('./lib/batch');
 const { KeyPatterns } = require('./lib/patterns');
 const { Lock, acquire, lockOptions } = require('./lib/lock');
@@ -202,9 +202,9 @@ class CacheModule extends EventEmitter {
     try {
       if (!Array.isArray(keys)) throw typeError(`keys must be an array, got ${describe(keys)}`);
       if (keys.length === 0) return Promise.resolve([]);
-      const args = ['mget', String(keys.length)];
-      for (let i = 0; i < keys.length; i++) args.push(toKey(keys[i], `keys[${i}]`));
-      return this.#batch.run(decodeList, args, keys.length);
+      const checked = new Array(keys.length);
+      for (let i = 0; i < keys.length; i++) checked[i] = toKey(keys[i], `keys[${i}]`);
+      return this.#batch.run(decodeList, ['mget', JSON.stringify(checked)], keys.length);
     } catch (err) {
       return Promise.reject(err);
     }
@@ -213,16 +213,18 @@ class CacheModule extends EventEmitter {
   mset(pairs, options) {
     try {
       const o = optionsArg(options);
-      const args = ['mset', ttlArg(o.ttl, 'options.ttl'), tagsArg(o.tags), ''];
+      const ttl = ttlArg(o.ttl, 'options.ttl');
+      const tags = tagsArg(o.tags);
       // Every key and value is checked before anything is queued.
+      const keys = [];
+      const values = [];
       for (const [key, value] of entriesOf(pairs, 'pairs')) {
         const k = toKey(key, 'a key of pairs');
-        args.push(k, encode(value, `the value of ${JSON.stringify(k)}`));
+        keys.push(k);
+        values.push(encode(value, `the value of ${JSON.stringify(k)}`));
       }
-      const n = (args.length - 4) / 2;
-      if (n === 0) return Promise.resolve(true);
-      args[3] = String(n);
-      return this.#batch.run(same, args, n);
+      if (keys.length === 0) return Promise.resolve(true);
+      return this.#batch.run(same, msetWire(ttl, tags, keys, values), keys.length);
     } catch (err) {
       return Promise.reject(err);
     }
@@ -268,7 +270,7 @@ class CacheModule extends EventEmitter {
     const ttl = ttlArg(o.ttl, 'options.ttl');
     const tags = tagsArg(o.tags);
     const source = await warmer();
-    return warm(source, settings, () => ['mset', ttl, tags, ''], (args) => this.#batch.run(same, args, (args.length - 4) / 2));
+    return warm(source, settings, (keys, values) => this.#batch.run(same, msetWire(ttl, tags, keys, values), keys.length));
   }
 
   // ---- locks ----------------------------------------------------------------

@@ -23,7 +23,7 @@ const circular = {};
 circular.self = circular;
 const T = TypeError;
 const R = RangeError;
-const notKeys = ['', null, undefined, {}, [], true, NaN, Infinity, -Infinity, 10n, Symbol('k'), () => 'k'];
+const notKeys = ['', 'a\uD800b', null, undefined, {}, [], true, NaN, Infinity, -Infinity, 10n, Symbol('k'), () => 'k'];
 const notJson = [undefined, () => 1, Symbol('s'), 10n, circular, { nested: 1n }];
 
 const cases = [
@@ -41,6 +41,7 @@ const cases = [
   ...notJson.map((v) => ['set', ['k', v], T]),
   ...notJson.map((v) => ['mset', [{ a: 1, b: v, c: 3 }], T]),
   ['mset', [new Map([['a', 1], ['', 2]])], T],
+  ['mset', [{ a: 1, 'b\uDC00': 2 }], T],
   ['mset', [new Map([[{}, 2]])], T],
   ['mset', [null], T],
   ['mset', ['a=1'], T],

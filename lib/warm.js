@@ -36,14 +36,14 @@ async function* pairsOf(source, keyExtractor) {
 }
 
 /**
- * Writes the warmer's items; `write(args)` sends one mset's wire strings
- * (`msetArgs()` starts them). Resolves { loaded }.
+ * Writes the warmer's items; `write(keys, values)` sends one mset of checked
+ * keys and their JSON texts. Resolves { loaded }.
  */
-async function warm(source, { keyExtractor, batchSize }, msetArgs, write) {
+async function warm(source, { keyExtractor, batchSize }, write) {
   let loaded = 0;
   let inFlight = null;
-  let args = msetArgs();
-  let n = 0;
+  let keys = [];
+  let values = [];
   const settle = async () => {
     if (inFlight === null) return;
     const { done, size } = inFlight;
@@ -52,12 +52,11 @@ async function warm(source, { keyExtractor, batchSize }, msetArgs, write) {
     loaded += size;
   };
   const send = async () => {
-    args[3] = String(n);
-    const batch = { done: write(args), size: n };
+    const batch = { done: write(keys, values), size: keys.length };
     // Awaited by settle(); meanwhile a failure is not an unhandled rejection.
     batch.done.catch(() => {});
-    args = msetArgs();
-    n = 0;
+    keys = [];
+    values = [];
     await settle();
     inFlight = batch;
   };
@@ -69,10 +68,11 @@ async function warm(source, { keyExtractor, batchSize }, msetArgs, write) {
       err.message += ' (see options.keyExtractor)';
       throw err;
     }
-    args.push(k, encode(value, `the value of ${JSON.stringify(k)}`));
-    if (++n === batchSize) await send();
+    keys.push(k);
+    values.push(encode(value, `the value of ${JSON.stringify(k)}`));
+    if (keys.length === batchSize) await send();
   }
-  if (n > 0) await send();
+  if (keys.length > 0) await send();
   await settle();
   return { loaded };
 }
