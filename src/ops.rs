@@ -107,7 +107,7 @@ impl<'a> Wire<'a> {
       "mset" => {
         let a = self.take(4)?;
         let keys: Vec<String> = serde_json::from_str(&a[2]).map_err(|_| malformed())?;
-        let jsons: Vec<&str> = a[3].split('\0').collect();
+        let jsons: Vec<&str> = if keys.is_empty() { Vec::new() } else { a[3].split('\0').collect() };
         if keys.len() != jsons.len() {
           return Err(malformed());
         }
@@ -349,7 +349,10 @@ mod tests {
     assert!(Wire::new(&args).next_op(&codec, 5).is_err());
     let args = wire(&["mget", "not json"]);
     assert!(Wire::new(&args).next_op(&codec, 5).is_err());
-    let args = wire(&["mget", "[]"]);
-    assert!(Wire::new(&args).next_op(&codec, 5).unwrap().is_err(), "no keys: a RangeError of this mget alone");
+    let args = wire(&["mget", "[]", "mset", "", "", "[]", ""]);
+    let mut w = Wire::new(&args);
+    assert!(w.next_op(&codec, 5).unwrap().is_err(), "no keys: a RangeError of this mget alone");
+    assert!(w.next_op(&codec, 5).unwrap().is_err(), "no entries: a RangeError of this mset alone");
+    assert!(w.is_done());
   }
 }
