@@ -12,6 +12,7 @@
 
 use std::cell::RefCell;
 use std::ptr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use napi::bindgen_prelude::{Function, ToNapiValue};
@@ -44,8 +45,16 @@ impl Deliver {
       .build_threadsafe_function()
       .weak::<true>()
       .callee_handled::<false>()
-      .build_callback(|ctx: napi::threadsafe_function::ThreadsafeCallContext<Batch>| Ok(vec![ctx.value]))?;
+      .build_callback(|ctx: napi::threadsafe_function::ThreadsafeCallContext<Batch>| Ok(vec![ctx.value]))
+      .inspect_err(|_| direct.close())?;
     Ok(Deliver { tsfn, direct })
+  }
+
+  /// Lets go of the JS callback. On the JS thread, when the `CacheEngine`
+  /// that owns this is finalized: the last reference to it may be dropped
+  /// later on a tokio thread (a command in flight holds the engine).
+  pub fn close(&self) {
+    self.direct.close();
   }
 
   /// Hands batch `id` to JS, from any thread.
@@ -86,26 +95,37 @@ pub struct Direct {
   env: sys::napi_env,
   func: sys::napi_ref,
   context: sys::napi_async_context,
+  /// Set by `close`, after which nothing here touches napi. Not done in
+  /// Drop: the last Arc may go on a tokio thread, where napi must not be
+  /// called, and after the env itself is gone (a worker that ended; seen as
+  /// a crash in `napi_async_destroy` there, about 1 exit in 40).
+  closed: AtomicBool,
 }
 
-// SAFETY: made on the JS thread, and used and dropped only there: by the
-// `CacheEngine` that owns it and by its socket watcher on that thread's loop.
+// SAFETY: made on the JS thread, and its napi handles are used and released
+// only there (`call` from the socket watcher on that thread's loop, `close`
+// from the owning `CacheEngine`'s finalizer); other threads only hold it.
 unsafe impl Send for Direct {}
 unsafe impl Sync for Direct {}
 
 impl Direct {
   fn new(env: sys::napi_env, func: sys::napi_value) -> napi::Result<Direct> {
-    let mut direct = Direct { env, func: ptr::null_mut(), context: ptr::null_mut() };
+    let mut direct = Direct { env, func: ptr::null_mut(), context: ptr::null_mut(), closed: AtomicBool::new(false) };
     // SAFETY: on the JS thread, with a live function value.
-    unsafe {
-      napi::check_status!(sys::napi_create_reference(env, func, 1, &mut direct.func))?;
-      let name = String::to_napi_value(env, "FluxorCacheReplies".to_string())?;
-      napi::check_status!(sys::napi_async_init(env, ptr::null_mut(), name, &mut direct.context))?;
-    }
+    let made = unsafe {
+      napi::check_status!(sys::napi_create_reference(env, func, 1, &mut direct.func)).and_then(|()| {
+        let name = String::to_napi_value(env, "FluxorCacheReplies".to_string())?;
+        napi::check_status!(sys::napi_async_init(env, ptr::null_mut(), name, &mut direct.context))
+      })
+    };
+    made.inspect_err(|_| direct.close())?;
     Ok(direct)
   }
 
   unsafe fn call(&self, batches: Vec<Batch>) {
+    if self.closed.load(Ordering::Acquire) {
+      return;
+    }
     let env = self.env;
     let mut scope = ptr::null_mut();
     if sys::napi_open_handle_scope(env, &mut scope) != sys::Status::napi_ok {
@@ -130,14 +150,20 @@ impl Direct {
     }
     sys::napi_close_handle_scope(env, scope);
   }
-}
 
-impl Drop for Direct {
-  fn drop(&mut self) {
-    // SAFETY: on the JS thread (see the Send impl) while the env lives.
+  /// On the JS thread, while the env lives.
+  fn close(&self) {
+    if self.closed.swap(true, Ordering::AcqRel) {
+      return;
+    }
+    // SAFETY: see above; the handles are live until this first close.
     unsafe {
-      sys::napi_async_destroy(self.env, self.context);
-      sys::napi_delete_reference(self.env, self.func);
+      if !self.context.is_null() {
+        sys::napi_async_destroy(self.env, self.context);
+      }
+      if !self.func.is_null() {
+        sys::napi_delete_reference(self.env, self.func);
+      }
     }
   }
 }

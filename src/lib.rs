@@ -54,6 +54,14 @@ pub struct CacheEngine {
   deliver: Arc<Deliver>,
 }
 
+// The napi finalizer, on the JS thread: the one place the JS callback can be
+// let go (see deliver::Direct).
+impl Drop for CacheEngine {
+  fn drop(&mut self) {
+    self.deliver.close();
+  }
+}
+
 #[napi]
 impl CacheEngine {
   /// `options`: the constructor options as JSON text, without functions.
