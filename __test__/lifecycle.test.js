@@ -85,7 +85,11 @@ test('a child process connects, works, disconnects and exits by itself, printing
 test('an idle connection does not keep the process alive, even without disconnect', async () => {
   const code = `
     const C = require('.');
-    new C({ host: '127.0.0.1', port: ${server.port} }).initialize().then((c) => c.set('idle', 1));`;
+    new C({ host: '127.0.0.1', port: ${server.port} }).initialize().then(async (c) => {
+      // One at a time, each queued by the last one's callback: the hold is
+      // kept across them and must still be let go after the last.
+      for (let i = 0; i < 50; i++) await c.set('idle', i);
+    });`;
   const out = await runNode(code, { timeout: 15000 });
   assert.equal(out.signal, null, 'the child had to be killed: it did not exit by itself');
   assert.equal(out.code, 0, out.stderr);
