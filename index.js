@@ -7,7 +7,7 @@
 const { EventEmitter } = require('node:events');
 const { CacheEngine } = require('./binding.js');
 const { cacheError, typeError, describe, unwrap } = require('./lib/errors');
-const { toKey, encode, decode, ttlArg, tagsArg, optionsArg, entriesOf, msetWire } = require('./lib/args');
+const { toKey, encode, decode, ttlArg, tagsArg, optionsArg, entriesOf, mgetWire, msetWire } = require('./lib/args');
 const { Batcher, AT_ONCE } = require('./lib/batch');
 const { KeyPatterns } = require('./lib/patterns');
 const { Lock, acquire, lockOptions } = require('./lib/lock');
@@ -204,7 +204,7 @@ class CacheModule extends EventEmitter {
       if (keys.length === 0) return Promise.resolve([]);
       const checked = new Array(keys.length);
       for (let i = 0; i < keys.length; i++) checked[i] = toKey(keys[i], `keys[${i}]`);
-      return this.#batch.run(decodeList, ['mget', JSON.stringify(checked)], keys.length);
+      return this.#batch.run(decodeList, mgetWire(checked), keys.length);
     } catch (err) {
       return Promise.reject(err);
     }

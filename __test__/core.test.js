@@ -242,3 +242,20 @@ test('a large value (10 MB) works', async () => {
   await cache.set('big', big);
   assert.equal((await cache.get('big')).data.length, big.data.length);
 });
+
+test('mset and mget past 64 Mi characters cross in several parts, in order', async () => {
+  // Keys and values cross to Rust as a few joined strings (lib/args.js
+  // inParts); one string for all of them would pass V8's cap on a string
+  // long before the values themselves do.
+  const { inParts } = require('../lib/args');
+  const nul = (xs) => xs.join('\0');
+  assert.deepEqual(inParts(['ab', 'cd', 'e', 'fgh'], nul, 4), ['2', 'ab\0cd', 'e\0fgh']);
+  assert.deepEqual(inParts(['ab', 'cd', 'efg'], nul, 4), ['2', 'ab\0cd', 'efg']);
+  assert.deepEqual(inParts(['toolong', 'x'], nul, 4), ['2', 'toolong', 'x'], 'an item over the budget goes alone');
+  assert.deepEqual(inParts([], nul, 4), ['1', '']);
+  const pairs = {};
+  for (let i = 0; i < 3; i++) pairs[`part:${i}`] = { i, pad: String(i).repeat(30 * 1024 * 1024) };
+  assert.equal(await cache.mset(pairs), true);
+  const got = await cache.mget(['part:2', 'part:0', 'part:1']);
+  assert.deepEqual(got.map((v) => [v.i, v.pad.length, v.pad[0]]), [2, 0, 1].map((i) => [i, 30 * 1024 * 1024, String(i)]));
+});

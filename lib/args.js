@@ -53,8 +53,8 @@ function ttlMs(ttl, name = 'ttl') {
 
 function tagsArg(tags) {
   if (tags === undefined) return '';
-  if (!Array.isArray(tags) || !tags.every((t) => typeof t === 'string' && t.length > 0)) {
-    throw typeError(`options.tags must be an array of non-empty strings, got ${describe(tags)}`);
+  if (!Array.isArray(tags) || !tags.every((t) => typeof t === 'string' && t.length > 0 && t.isWellFormed())) {
+    throw typeError(`options.tags must be an array of non-empty strings of well-formed Unicode, got ${describe(tags)}`);
   }
   return tags.length === 0 ? '' : JSON.stringify(tags);
 }
@@ -66,13 +66,45 @@ function optionsArg(options, name = 'options') {
 }
 
 /**
- * An mset's wire strings (src/ops.rs): the keys as one JSON array text, the
- * values' JSON texts joined by NUL, which JSON text never holds raw
- * (JSON.stringify escapes every control character). Two strings cross to
- * Rust instead of two per entry.
+ * Most characters in one wire string made of many: V8 caps a string at
+ * 2^29 - 24, and JSON escaping can take a key to six times its length.
  */
+const PART_CHARS = 2 ** 26;
+
+/**
+ * `items` as wire strings `[count, ...parts]`, each part `join` of a run of
+ * items (in order) under `budget` characters: nearly always one part, so a
+ * hundred keys cross to Rust as one string, not a hundred (src/ops.rs).
+ */
+function inParts(items, join, budget = PART_CHARS) {
+  const out = [''];
+  let start = 0;
+  let size = 0;
+  for (let i = 0; i < items.length; i++) {
+    if (size + items[i].length > budget && i > start) {
+      out.push(join(items.slice(start, i)));
+      start = i;
+      size = 0;
+    }
+    size += items[i].length;
+  }
+  out.push(join(start === 0 ? items : items.slice(start)));
+  out[0] = String(out.length - 1);
+  return out;
+}
+
+const jsonArray = (items) => JSON.stringify(items);
+// JSON text never holds a raw NUL (JSON.stringify escapes every control character).
+const nulJoined = (items) => items.join('\0');
+
+/** An mget's wire strings: its checked keys as JSON array texts. */
+function mgetWire(keys) {
+  return ['mget', ...inParts(keys, jsonArray)];
+}
+
+/** An mset's wire strings: checked keys as JSON array texts, values' JSON texts joined by NUL. */
 function msetWire(ttl, tags, keys, values) {
-  return ['mset', ttl, tags, JSON.stringify(keys), values.join('\0')];
+  return ['mset', ttl, tags, ...inParts(keys, jsonArray), ...inParts(values, nulJoined)];
 }
 
 /** The entries of a plain object or a Map. */
@@ -82,4 +114,4 @@ function entriesOf(pairs, name) {
   throw typeError(`${name} must be a plain object or a Map, got ${describe(pairs)}`);
 }
 
-module.exports = { toKey, encode, decode, ttlArg, ttlMs, tagsArg, optionsArg, entriesOf, msetWire };
+module.exports = { toKey, encode, decode, ttlArg, ttlMs, tagsArg, optionsArg, entriesOf, mgetWire, msetWire, inParts };

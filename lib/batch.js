@@ -5,10 +5,9 @@
 // batch leaves at the end of the current tick, or as soon as it holds
 // FLUSH_AT commands' worth of Redis work (a get or a set is one, an mget or
 // an mset one per key; a 100-key mset leaves on its own), so that Redis and
-// the JS thread work at the same time under load: 64 operations in flight go
-// as two batches whatever they are (counted in strings, 64 sets went as
-// five, at 20 % less throughput; one batch of 64 or four of 16 are slower
-// too). Rust writes the batch to the socket on this thread and hands the
+// the JS thread work at the same time under load: 64 gets or sets in flight
+// go as two batches (counted in strings, 64 sets went as five, at 20 % less
+// throughput; one batch of 64 or four of 16 are slower too). Rust writes the batch to the socket on this thread and hands the
 // replies back through one long-lived callback, `settle`.
 
 const { cacheError } = require('./errors');

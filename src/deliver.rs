@@ -98,7 +98,7 @@ pub struct Direct {
   /// Set by `close`, after which nothing here touches napi. Not done in
   /// Drop: the last Arc may go on a tokio thread, where napi must not be
   /// called, and after the env itself is gone (a worker that ended; seen as
-  /// a crash in `napi_async_destroy` there, about 1 exit in 40).
+  /// a crash in `napi_async_destroy` there).
   closed: AtomicBool,
 }
 

@@ -457,7 +457,7 @@ mod js_poll {
   struct Watch {
     stream: Arc<TcpStream>,
     shared: Arc<Shared>,
-    /// Dropped at the environment's teardown, while it can still be.
+    /// Let go at the environment's teardown: no JS is called after it.
     turn: Option<Arc<dyn JsTurn>>,
     cleanup: sys::napi_async_cleanup_hook_handle,
     closing: bool,

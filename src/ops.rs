@@ -5,14 +5,16 @@
 //!
 //! The JS face queues operations and sends them as one flat array of strings
 //! per batch (values are JSON text made by V8): an opcode, then its
-//! arguments. `mget` and `mset` take their keys as one JSON array text, and
-//! `mset` its values as one string of JSON texts joined by NUL (JSON text
-//! never holds a raw NUL): V8 writes those in a fraction of what a hundred
-//! strings cost to cross one by one.
+//! arguments. `mget` and `mset` take their keys as JSON array texts, and
+//! `mset` its values as JSON texts joined by NUL (JSON text never holds a
+//! raw NUL): V8 writes those in a fraction of what a hundred strings cost to
+//! cross one by one. Each list comes as a count of parts, then the parts
+//! (nearly always one; lib/args.js `inParts` keeps each under V8's cap on a
+//! string).
 //!
 //!   get key | del key | exists key | ttl key
 //!   set key json ttl tags | expire key ttl
-//!   mget keys | mset ttl tags keys jsons
+//!   mget n keys.. | mset ttl tags n keys.. n jsons..
 //!   lock key token ttl | unlock key token | extend key token ttl
 //!
 //! `ttl` is whole milliseconds ("" = defaultTTL, "0" = no expiry); `tags` is a
@@ -75,6 +77,21 @@ impl<'a> Wire<'a> {
     Ok(out)
   }
 
+  /// A list sent in parts: their count, then the parts.
+  fn parts(&mut self) -> Result<&'a [String]> {
+    let n = self.take(1)?[0].parse().map_err(|_| malformed())?;
+    self.take(n)
+  }
+
+  /// Keys sent as JSON array texts.
+  fn keys(&mut self) -> Result<Vec<String>> {
+    let mut keys = Vec::new();
+    for part in self.parts()? {
+      keys.extend(serde_json::from_str::<Vec<String>>(part).map_err(|_| malformed())?);
+    }
+    Ok(keys)
+  }
+
   /// The next operation. The outer error means the batch itself is malformed
   /// (a bug in the JS face); the inner one is a bad argument of this
   /// operation alone, whose arguments are still consumed.
@@ -97,7 +114,7 @@ impl<'a> Wire<'a> {
         })()
       }
       "mget" => {
-        let keys: Vec<String> = serde_json::from_str(&self.take(1)?[0]).map_err(|_| malformed())?;
+        let keys = self.keys()?;
         if keys.is_empty() {
           Err(CacheError::range_error("mget needs at least one key"))
         } else {
@@ -105,9 +122,10 @@ impl<'a> Wire<'a> {
         }
       }
       "mset" => {
-        let a = self.take(4)?;
-        let keys: Vec<String> = serde_json::from_str(&a[2]).map_err(|_| malformed())?;
-        let jsons: Vec<&str> = if keys.is_empty() { Vec::new() } else { a[3].split('\0').collect() };
+        let a = self.take(2)?;
+        let keys = self.keys()?;
+        let parts = self.parts()?;
+        let jsons: Vec<&str> = if keys.is_empty() { Vec::new() } else { parts.iter().flat_map(|p| p.split('\0')).collect() };
         if keys.len() != jsons.len() {
           return Err(malformed());
         }
@@ -330,7 +348,7 @@ mod tests {
   #[test]
   fn mget_and_mset_read_their_keys_and_values() {
     let codec = Codec::new("p:");
-    let args = wire(&["mget", r#"["a","\u0000b"]"#, "mset", "", "", r#"["k1","k2"]"#, "1\u{0}{\"x\":\"y\"}"]);
+    let args = wire(&["mget", "1", r#"["a","\u0000b"]"#, "mset", "", "", "2", r#"["k1"]"#, r#"["k2","k3"]"#, "2", "1\u{0}{\"x\":\"y\"}", "3"]);
     let mut w = Wire::new(&args);
     match w.next_op(&codec, 5).unwrap().unwrap() {
       Op::MGet(keys) => assert_eq!(keys, vec![b"p:a".to_vec(), b"p:\0b".to_vec()]),
@@ -338,18 +356,19 @@ mod tests {
     }
     match w.next_op(&codec, 5).unwrap().unwrap() {
       Op::Set { entries, ttl_ms, tags } => {
-        assert_eq!(entries, vec![(b"p:k1".to_vec(), "1".to_string()), (b"p:k2".to_vec(), r#"{"x":"y"}"#.to_string())]);
+        let expected = [("p:k1", "1"), ("p:k2", r#"{"x":"y"}"#), ("p:k3", "3")];
+        assert_eq!(entries, expected.map(|(k, v)| (k.as_bytes().to_vec(), v.to_string())), "lists in two parts each");
         assert_eq!((ttl_ms, tags.len()), (5, 0));
       }
       _ => panic!("not an mset"),
     }
     assert!(w.is_done());
     // A key count that does not match the values is a malformed batch.
-    let args = wire(&["mset", "", "", r#"["k1","k2"]"#, "1"]);
+    let args = wire(&["mset", "", "", "1", r#"["k1","k2"]"#, "1", "1"]);
     assert!(Wire::new(&args).next_op(&codec, 5).is_err());
-    let args = wire(&["mget", "not json"]);
+    let args = wire(&["mget", "1", "not json"]);
     assert!(Wire::new(&args).next_op(&codec, 5).is_err());
-    let args = wire(&["mget", "[]", "mset", "", "", "[]", ""]);
+    let args = wire(&["mget", "1", "[]", "mset", "", "", "1", "[]", "1", ""]);
     let mut w = Wire::new(&args);
     assert!(w.next_op(&codec, 5).unwrap().is_err(), "no keys: a RangeError of this mget alone");
     assert!(w.next_op(&codec, 5).unwrap().is_err(), "no entries: a RangeError of this mset alone");
