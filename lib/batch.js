@@ -7,8 +7,9 @@
 // an mset one per key; a 100-key mset leaves on its own), so that Redis and
 // the JS thread work at the same time under load: 64 gets or sets in flight
 // go as two batches (counted in strings, 64 sets went as five, at 20 % less
-// throughput; one batch of 64 or four of 16 are slower too). Rust writes the batch to the socket on this thread and hands the
-// replies back through one long-lived callback, `settle`.
+// throughput; one batch of 64 or four of 16 are slower too). Rust writes the
+// batch to the socket on this thread and hands the replies back through one
+// long-lived callback, `settle`.
 
 const { cacheError } = require('./errors');
 
@@ -146,4 +147,4 @@ class Batcher {
   }
 }
 
-module.exports = { Batcher, FLUSH_AT, AT_ONCE };
+module.exports = { Batcher, AT_ONCE };
