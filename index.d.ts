@@ -124,7 +124,7 @@ declare namespace CacheModule {
   export interface SetOptions {
     /** SECONDS (fractions allowed, ms precision); `0` = no expiry. Default: `defaultTTL`. */
     ttl?: number;
-    /** Tags for `invalidate('tag', tag)`: non-empty strings. */
+    /** Tags for `invalidate('tag', tag)`: non-empty strings of well-formed Unicode (no lone surrogates). */
     tags?: string[];
   }
 
