@@ -256,7 +256,10 @@ declare class CacheModule {
 
   /** Connects and PINGs; resolves the instance. Calling it again is harmless. */
   initialize(): Promise<this>;
-  /** Answers what was already asked, then closes. Later calls reject with `ERR_NOT_CONNECTED`; calling it twice is harmless. */
+  /**
+   * Answers what was already asked, then closes. Later calls reject with `ERR_NOT_CONNECTED`; calling it twice is harmless.
+   * An instance nobody holds is garbage-collected, and its connection closed, once nothing is in flight, without `disconnect()`.
+   */
   disconnect(): Promise<void>;
 
   // ---- core ----------------------------------------------------------------

@@ -48,7 +48,7 @@ class CacheModule extends EventEmitter {
       throw typeError(`options must hold plain data: ${err.message}`);
     }
     this.#batch = new Batcher((err) => this.#connectionLost(err));
-    this.#engine = new CacheEngine(json, this.#batch.settle);
+    this.#engine = new CacheEngine(json, this.#batch.receiver);
     this.#batch.attach(this.#engine);
     this.#retryStrategy = retryStrategy;
   }

@@ -5,7 +5,7 @@
 const test = require('node:test');
 const assert = require('node:assert/strict');
 const CacheModule = require('..');
-const { startRedis, freePort, runNode } = require('./harness');
+const { startRedis, freePort, runNode, sleep } = require('./harness');
 
 let server;
 test.before(async () => {
@@ -14,6 +14,26 @@ test.before(async () => {
 test.after(() => server.stop());
 
 const options = () => ({ host: '127.0.0.1', port: server.port, keyPrefix: 'life:' });
+
+/** V8's gc(), without the --expose-gc flag on the test runner. */
+function exposeGc() {
+  require('node:v8').setFlagsFromString('--expose-gc');
+  return require('node:vm').runInNewContext('gc');
+}
+
+/** Collects garbage until `done()` holds. */
+async function collectUntil(done) {
+  const gc = exposeGc();
+  for (let i = 0; i < 100; i++) {
+    // A turn of the loop before each gc(): deref() keeps a WeakRef's target
+    // alive until the current job ends. Another after it: napi finalizers
+    // (which close the connection) run there.
+    await sleep(5);
+    gc();
+    await sleep(5);
+    if (await done()) return;
+  }
+}
 
 test('initialize resolves the instance, emits connect and ready, and is harmless twice', async () => {
   const cache = new CacheModule(options());
@@ -143,4 +163,62 @@ test('a pending command keeps the process alive until it is answered', async () 
   const out = await runNode(code, { timeout: 15000 });
   assert.equal(out.code, 0, out.stderr);
   assert.equal(out.stdout, 'v');
+});
+
+test('a CacheModule nobody holds is collected and its connection closed, whether disconnected or not', async () => {
+  const own = await startRedis();
+  const raw = await own.raw();
+  const clients = async () => Number(/connected_clients:(\d+)/.exec(await raw.cmd('INFO', 'clients'))[1]);
+  try {
+    // In a function of their own, so that no frame of this test holds one.
+    const make = async () => {
+      const refs = [];
+      for (const mode of ['disconnected', 'never initialized', 'connected']) {
+        const c = new CacheModule({ host: '127.0.0.1', port: own.port });
+        if (mode !== 'never initialized') {
+          await c.initialize();
+          await c.set('k', { n: 1 });
+          assert.deepEqual(await c.mget(['k']), [{ n: 1 }]);
+        }
+        if (mode === 'disconnected') await c.disconnect();
+        refs.push(new WeakRef(c));
+      }
+      return refs;
+    };
+    const refs = await make();
+    assert.equal(await clients(), 2, 'the raw client and the connected cache');
+    await collectUntil(async () => refs.every((r) => r.deref() === undefined) && (await clients()) === 1);
+    assert.deepEqual(refs.map((r) => r.deref() === undefined), [true, true, true], 'collected');
+    assert.equal(await clients(), 1, 'only the raw client is left connected');
+  } finally {
+    raw.close();
+    await own.stop();
+  }
+});
+
+test('a command in flight still settles when nobody holds its CacheModule any more', { timeout: 10000 }, async () => {
+  const own = await startRedis();
+  const raw = await own.raw();
+  try {
+    const start = async () => {
+      const c = new CacheModule({ host: '127.0.0.1', port: own.port });
+      await c.initialize();
+      await c.set('k', 'v');
+      // The server answers nothing for 300 ms: the get stays in flight.
+      await raw.cmd('CLIENT', 'PAUSE', '300');
+      return { reply: c.get('k'), ref: new WeakRef(c) };
+    };
+    const { reply, ref } = await start();
+    const gc = exposeGc();
+    for (let i = 0; i < 10; i++) {
+      await sleep(10);
+      gc();
+    }
+    assert.equal(await reply, 'v');
+    await collectUntil(() => ref.deref() === undefined);
+    assert.equal(ref.deref(), undefined, 'collected once nothing is in flight');
+  } finally {
+    raw.close();
+    await own.stop();
+  }
 });

@@ -9,13 +9,21 @@
 // go as two batches (counted in strings, 64 sets went as five, at 20 % less
 // throughput; one batch of 64 or four of 16 are slower too). Rust writes the
 // batch to the socket on this thread and hands the replies back through one
-// long-lived callback, `settle`.
+// long-lived callback, `receiver`.
 
 const { cacheError } = require('./errors');
 
 const FLUSH_AT = 32;
 /** The cost of an operation that leaves at once with what is queued. */
 const AT_ONCE = FLUSH_AT;
+/**
+ * Batchers with batches in flight. The engine's hold on its callback is a
+ * GC root, so that callback reaches its batcher only weakly, and a
+ * CacheModule nobody holds any more is collected (and its connection
+ * closed); while replies are still due, this set keeps the batcher, so the
+ * promises waiting on them still settle.
+ */
+const busy = new Set();
 
 class Batcher {
   #engine = null;
@@ -34,7 +42,9 @@ class Batcher {
   constructor(onLost) {
     this.#onLost = onLost;
     this.flush = this.flush.bind(this);
-    this.settle = this.settle.bind(this);
+    const self = new WeakRef(this);
+    /** What the engine calls with finished batches (see `settle`). */
+    this.receiver = (batches) => self.deref()?.settle(batches);
   }
 
   attach(engine) {
@@ -75,6 +85,7 @@ class Batcher {
     // Batches in flight keep the process alive; an idle connection does not.
     if (!this.#held) {
       this.#held = true;
+      busy.add(this);
       this.#engine.hold(true);
     }
     this.#inflight.set(id, pending);
@@ -135,6 +146,7 @@ class Batcher {
     this.#releaseQueued = false;
     if (this.#held && this.#inflight.size === 0 && this.#pending.length === 0) {
       this.#held = false;
+      busy.delete(this);
       this.#engine.hold(false);
     }
   };
