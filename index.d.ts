@@ -258,7 +258,7 @@ declare class CacheModule {
   initialize(): Promise<this>;
   /**
    * Answers what was already asked, then closes. Later calls reject with `ERR_NOT_CONNECTED`; calling it twice is harmless.
-   * An instance nobody holds is garbage-collected, and its connection closed, once nothing is in flight, without `disconnect()`.
+   * An instance nobody holds is garbage-collected, and its connection closed, once nothing is in flight (connected or reconnecting), without `disconnect()`.
    */
   disconnect(): Promise<void>;
 

@@ -128,22 +128,26 @@ class CacheModule extends EventEmitter {
       return;
     }
     this.emit('reconnecting', delay);
-    this.#reconnectTimer = setTimeout(async () => {
-      this.#reconnectTimer = null;
-      const err = await this.#engine.connect();
-      if (this.#state !== 'reconnecting') {
-        if (this.#state === 'closed') this.#engine.disconnect();
-        return;
-      }
-      if (err) {
-        this.#emitError(err);
-        this.#scheduleReconnect(times + 1);
-      } else {
-        this.#ready();
-      }
-    }, delay);
-    // Reconnecting alone does not keep the process alive.
+    // Reconnecting alone keeps neither the process alive nor an instance
+    // nobody holds any more (the timer reaches it weakly).
+    const self = new WeakRef(this);
+    this.#reconnectTimer = setTimeout(() => self.deref()?.#reconnect(times), delay);
     this.#reconnectTimer.unref();
+  }
+
+  async #reconnect(times) {
+    this.#reconnectTimer = null;
+    const err = await this.#engine.connect();
+    if (this.#state !== 'reconnecting') {
+      if (this.#state === 'closed') this.#engine.disconnect();
+      return;
+    }
+    if (err) {
+      this.#emitError(err);
+      this.#scheduleReconnect(times + 1);
+    } else {
+      this.#ready();
+    }
   }
 
   #cancelReconnect() {

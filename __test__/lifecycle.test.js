@@ -222,3 +222,26 @@ test('a command in flight still settles when nobody holds its CacheModule any mo
     await own.stop();
   }
 });
+
+test('a CacheModule nobody holds is collected while it is reconnecting', async () => {
+  const own = await startRedis();
+  let stopped = false;
+  try {
+    const start = async () => {
+      const c = new CacheModule({ host: '127.0.0.1', port: own.port, retryStrategy: () => 20 });
+      await c.initialize();
+      const reconnecting = new Promise((resolve) => c.once('reconnecting', resolve));
+      c.on('error', () => {});
+      await own.stop();
+      stopped = true;
+      await c.get('k').catch(() => {});
+      await reconnecting;
+      return new WeakRef(c);
+    };
+    const ref = await start();
+    await collectUntil(() => ref.deref() === undefined);
+    assert.equal(ref.deref(), undefined, 'collected while retrying every 20 ms');
+  } finally {
+    if (!stopped) await own.stop();
+  }
+});
