@@ -135,6 +135,7 @@ class CacheModule extends EventEmitter {
     this.#reconnectTimer.unref();
   }
 
+  /** Attempt `times` to reconnect; a failed one schedules the next by retryStrategy. */
   async #reconnect(times) {
     this.#reconnectTimer = null;
     const err = await this.#engine.connect();
