@@ -35,8 +35,14 @@ pub enum Connection {
   /// Plain TCP to one server: the JS-thread write path (src/multiplex.rs).
   Standalone(Arc<Multiplexed>),
   /// TLS to one server, through redis-rs's multiplexed connection.
-  Tls { conn: MultiplexedConnection, timeout: Duration },
-  Cluster { conn: ClusterConnection, timeout: Duration },
+  Tls {
+    conn: MultiplexedConnection,
+    timeout: Duration,
+  },
+  Cluster {
+    conn: ClusterConnection,
+    timeout: Duration,
+  },
 }
 
 impl Connection {
@@ -105,9 +111,7 @@ impl Connection {
       }
       Connection::Tls { conn, timeout } => {
         let (mut conn, timeout) = (conn.clone(), *timeout);
-        napi::bindgen_prelude::spawn(async move {
-          done(outcomes(with_timeout(timeout, "redis", pipeline(cmds).query_async(&mut conn)).await, n))
-        });
+        napi::bindgen_prelude::spawn(async move { done(outcomes(with_timeout(timeout, "redis", pipeline(cmds).query_async(&mut conn)).await, n)) });
       }
       Connection::Cluster { conn, timeout } => {
         let (conn, timeout) = (conn.clone(), *timeout);
@@ -130,11 +134,7 @@ impl Connection {
       Connection::Standalone(_) | Connection::Tls { .. } => Ok(vec![Node::Standalone]),
       Connection::Cluster { conn, .. } => {
         let mut conn = conn.clone();
-        let text: String = redis::cmd("CLUSTER")
-          .arg("NODES")
-          .query_async(&mut conn)
-          .await
-          .map_err(|e| CacheError::from_redis(&e, "cluster"))?;
+        let text: String = redis::cmd("CLUSTER").arg("NODES").query_async(&mut conn).await.map_err(|e| CacheError::from_redis(&e, "cluster"))?;
         Ok(parse_masters(&text))
       }
     }
@@ -275,7 +275,6 @@ pub fn describe(target: &Target) -> String {
   }
 }
 
-
 #[cfg(test)]
 mod tests {
   use super::*;
@@ -286,12 +285,6 @@ mod tests {
 67ed 127.0.0.1:30002@40002 master - 0 1426238316232 2 connected 5461-10922\n\
 292f 127.0.0.1:30003@40003 master,fail - 0 1426238318243 3 connected\n\
 e7d1 127.0.0.1:30001@40001 myself,master - 0 0 1 connected 0-5460\n";
-    assert_eq!(
-      parse_masters(text),
-      vec![
-        Node::Master { host: "127.0.0.1".into(), port: 30002 },
-        Node::Master { host: "127.0.0.1".into(), port: 30001 },
-      ]
-    );
+    assert_eq!(parse_masters(text), vec![Node::Master { host: "127.0.0.1".into(), port: 30002 }, Node::Master { host: "127.0.0.1".into(), port: 30001 },]);
   }
 }

@@ -6,6 +6,8 @@
 //! arguments), which the JS face throws. That keeps one error mapping for
 //! every method and for each operation inside a batch.
 
+#![deny(clippy::all)]
+
 mod codec;
 mod connection;
 mod deliver;
@@ -40,11 +42,7 @@ fn init() {
   let _ = rustls::crypto::ring::default_provider().install_default();
   // One worker: the JS thread does the encoding, so a second worker mostly
   // adds wake-ups (see README "Architecture").
-  let rt = tokio::runtime::Builder::new_multi_thread()
-    .worker_threads(1)
-    .enable_all()
-    .build()
-    .expect("the tokio runtime starts");
+  let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("the tokio runtime starts");
   napi::bindgen_prelude::create_custom_tokio_runtime(rt);
 }
 
@@ -198,4 +196,3 @@ impl ToNapiValue for Reply {
     }
   }
 }
-

@@ -89,14 +89,7 @@ impl Multiplexed {
     let sock = Arc::new(stream.into_std().map_err(broken)?);
     let reader = register(&sock, Interest::READABLE).map_err(broken)?;
     let writer = register(&sock, Interest::WRITABLE).map_err(broken)?;
-    let shared = Arc::new(Shared {
-      inner: Mutex::new(Inner::default()),
-      flush: Notify::new(),
-      addr,
-      timeout,
-      on_lost,
-      js_reads: AtomicBool::new(false),
-    });
+    let shared = Arc::new(Shared { inner: Mutex::new(Inner::default()), flush: Notify::new(), addr, timeout, on_lost, js_reads: AtomicBool::new(false) });
     let reader = tokio::spawn(read_loop(reader, sock.clone(), shared.clone())).abort_handle();
     let writer = tokio::spawn(write_loop(writer, sock.clone(), shared.clone())).abort_handle();
     Ok(Multiplexed { sock, shared, tasks: [reader, writer], watched: AtomicBool::new(false) })
@@ -112,12 +105,7 @@ impl Multiplexed {
       drop(inner);
       return done(Err(err));
     }
-    inner.pending.push_back(Pending {
-      left: count,
-      values: Vec::with_capacity(count),
-      deadline: Instant::now() + self.shared.timeout,
-      done: Some(done),
-    });
+    inner.pending.push_back(Pending { left: count, values: Vec::with_capacity(count), deadline: Instant::now() + self.shared.timeout, done: Some(done) });
     let written = if inner.flushing { 0 } else { write_now(&self.sock, packed) };
     if written < packed.len() {
       inner.out.extend_from_slice(&packed[written..]);

@@ -43,16 +43,31 @@ pub enum Reply {
 
 pub enum Op {
   Get(Vec<u8>),
-  Set { entries: Vec<(Vec<u8>, String)>, ttl_ms: u64, tags: Vec<String> },
+  Set {
+    entries: Vec<(Vec<u8>, String)>,
+    ttl_ms: u64,
+    tags: Vec<String>,
+  },
   Del(Vec<u8>),
   Exists(Vec<u8>),
   Expire(Vec<u8>, u64),
   Ttl(Vec<u8>),
   MGet(Vec<Vec<u8>>),
   /// The lock steps keep the user's key: lock.rs names their keys.
-  Lock { key: String, token: String, ttl_ms: u64 },
-  Unlock { key: String, token: String },
-  Extend { key: String, token: String, ttl_ms: u64 },
+  Lock {
+    key: String,
+    token: String,
+    ttl_ms: u64,
+  },
+  Unlock {
+    key: String,
+    token: String,
+  },
+  Extend {
+    key: String,
+    token: String,
+    ttl_ms: u64,
+  },
 }
 
 /// Reads operations off the flat wire array.

@@ -12,6 +12,8 @@ use serde_json::{Map, Value};
 use crate::error::{CacheError, Result};
 
 /// Where the cache connects.
+// Made once per instance: boxing would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone)]
 pub enum Target {
   Standalone(ConnectionInfo),
@@ -44,8 +46,7 @@ impl Options {
   /// Parses the constructor options; `env` reads an environment variable
   /// (REDIS_HOST, REDIS_PORT, REDIS_PASSWORD, REDIS_DB) for absent options.
   pub fn parse(json: &str, env: impl Fn(&str) -> Option<String>) -> Result<Options> {
-    let value: Value = serde_json::from_str(json)
-      .map_err(|e| CacheError::type_error(format!("options must be a plain object ({e})")))?;
+    let value: Value = serde_json::from_str(json).map_err(|e| CacheError::type_error(format!("options must be a plain object ({e})")))?;
     let o = match value {
       Value::Object(map) => map,
       Value::Null => Map::new(),
@@ -62,18 +63,14 @@ impl Options {
         None | Some(Value::Null) => {
           return Err(CacheError::type_error("options.clusterNodes must list the cluster's seed nodes when options.enableCluster is true"))
         }
-        Some(Value::Array(nodes)) if nodes.is_empty() => {
-          return Err(CacheError::range_error("options.clusterNodes must name at least one node"))
-        }
+        Some(Value::Array(nodes)) if nodes.is_empty() => return Err(CacheError::range_error("options.clusterNodes must name at least one node")),
         Some(Value::Array(nodes)) => nodes,
         Some(_) => return Err(CacheError::type_error("options.clusterNodes must be an array of { host, port }")),
       };
       let mut infos = Vec::with_capacity(nodes.len());
       for (i, node) in nodes.iter().enumerate() {
         let name = format!("clusterNodes[{i}]");
-        let node = node
-          .as_object()
-          .ok_or_else(|| CacheError::type_error(format!("options.{name} must be an object {{ host, port }}")))?;
+        let node = node.as_object().ok_or_else(|| CacheError::type_error(format!("options.{name} must be an object {{ host, port }}")))?;
         let host = host_of(node, &format!("{name}.host"))?.unwrap_or_else(|| "localhost".into());
         let port = port_of(node, &format!("{name}.port"))?.unwrap_or(6379);
         infos.push(connection_info(addr(host, port, tls.as_ref()), 0, username.as_deref(), password.as_deref())?);
@@ -100,11 +97,9 @@ impl Options {
       let db = match opt_integer(&o, "db", 0, i64::from(i32::MAX))? {
         Some(db) => db,
         None => match env("REDIS_DB").filter(|d| !d.is_empty()) {
-          Some(d) => d
-            .parse::<i64>()
-            .ok()
-            .filter(|d| *d >= 0)
-            .ok_or_else(|| CacheError::range_error(format!("REDIS_DB must be a database number, got {d:?}")))?,
+          Some(d) => {
+            d.parse::<i64>().ok().filter(|d| *d >= 0).ok_or_else(|| CacheError::range_error(format!("REDIS_DB must be a database number, got {d:?}")))?
+          }
           None => 0,
         },
       };
@@ -185,9 +180,7 @@ fn parse_tls(o: &Map<String, Value>) -> Result<Option<Tls>> {
 }
 
 fn connection_info(addr: ConnectionAddr, db: i64, username: Option<&str>, password: Option<&str>) -> Result<ConnectionInfo> {
-  let info = addr
-    .into_connection_info()
-    .map_err(|e| CacheError::type_error(format!("options: {e}")))?;
+  let info = addr.into_connection_info().map_err(|e| CacheError::type_error(format!("options: {e}")))?;
   let mut redis = RedisConnectionInfo::default().set_db(db);
   if let Some(u) = username {
     redis = redis.set_username(u);
@@ -202,9 +195,7 @@ fn parse_url(url: &str, username: Option<&str>, password: Option<&str>, tls: Opt
   if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
     return Err(CacheError::type_error(format!("options.url must start with redis:// or rediss://, got {url:?}")));
   }
-  let mut info = url
-    .into_connection_info()
-    .map_err(|e| CacheError::type_error(format!("options.url is not a valid Redis URL: {e}")))?;
+  let mut info = url.into_connection_info().map_err(|e| CacheError::type_error(format!("options.url is not a valid Redis URL: {e}")))?;
   // The tls option applies to a redis:// URL too, and sets rejectUnauthorized.
   if let Some(t) = tls {
     let (host, port) = match info.addr() {
