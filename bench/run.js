@@ -3,8 +3,9 @@
 // `npm run bench`: this package against ioredis (with and without
 // enableAutoPipelining) and node-redis on one redis-server, each client in
 // its own process, interleaved over rounds; redis-benchmark on the same
-// server gives the ceiling. Prints a table, writes bench/results/latest.json
-// and bench/results/chart.svg.
+// server gives the ceiling. Then the same on a 3-master Redis Cluster, and a
+// failover (bench/cluster.js). Prints a table, writes
+// bench/results/latest.json and bench/results/chart.svg.
 //
 //   npm run bench -- [--rounds 3] [--seconds 2] [--only substring] [--clients a,b]
 
@@ -16,6 +17,7 @@ const { startRedis } = require('../__test__/harness');
 const { workloads } = require('./workloads');
 const { adapters } = require('./adapters');
 const { chart } = require('./chart');
+const { clusterWorkloads, clusterAdapters, startBenchCluster, measureFailover } = require('./cluster');
 
 const args = process.argv.slice(2);
 const flag = (name, def) => {
@@ -62,9 +64,9 @@ async function waitQuiet() {
   return false;
 }
 
-function runWorker(client, name, port) {
+function runWorker(client, name, target) {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [path.join(__dirname, 'worker.js'), client, name, String(port), String(SECONDS)], {
+    const child = spawn(process.execPath, [path.join(__dirname, 'worker.js'), client, name, String(target), String(SECONDS)], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let out = '';
@@ -78,7 +80,7 @@ function runWorker(client, name, port) {
 /** One measurement; repeated (twice at most) when other processes disturbed it. */
 async function measure(server, client, name) {
   for (let attempt = 0; ; attempt++) {
-    const w = workloads[name];
+    const w = workloads[name] ?? clusterWorkloads[name];
     if (w.populate) {
       const raw = await server.raw();
       await raw.cmd('FLUSHALL');
@@ -86,14 +88,16 @@ async function measure(server, client, name) {
       raw.close();
     }
     await waitQuiet();
-    const redisCpu0 = processCpuMs(server.pid);
+    // A cluster is several servers.
+    const redisCpu = () => (server.pids ?? [server.pid]).reduce((sum, pid) => sum + processCpuMs(pid), 0);
+    const redisCpu0 = redisCpu();
     const cpu0 = cpuTimes();
     const t0 = Date.now();
-    const result = await runWorker(client, name, server.port);
+    const result = await runWorker(client, name, server.target ?? server.port);
     const wallMs = Date.now() - t0;
     const cpu1 = cpuTimes();
     const machineMs = ((cpu1.busy - cpu0.busy) / hz) * 1000;
-    const othersMs = machineMs - result.cpuMs - (processCpuMs(server.pid) - redisCpu0);
+    const othersMs = machineMs - result.cpuMs - (redisCpu() - redisCpu0);
     result.disturbed = othersMs / wallMs > QUIET_BUSY;
     if (!result.disturbed || attempt >= 2) return result;
     process.stderr.write(`  (${client} / ${name} was disturbed: others used ${Math.round((othersMs / wallMs) * 100)}% of a core; repeating)\n`);
@@ -118,32 +122,57 @@ const median = (xs) => {
 };
 const fmt = (n) => (n >= 1e6 ? `${(n / 1e6).toFixed(2)}M` : n >= 1e3 ? `${(n / 1e3).toFixed(1)}k` : n.toFixed(1));
 
+/** ROUNDS interleaved rounds of `names` on `server`, into `results`. */
+async function rounds(server, names, clients, results) {
+  for (let round = 1; round <= ROUNDS; round++) {
+    process.stderr.write(`round ${round}/${ROUNDS}\n`);
+    for (const name of names) {
+      // Interleave: the client order rotates every round.
+      const order = clients.map((_, i) => clients[(i + round) % clients.length]);
+      for (const client of order) {
+        const r = await measure(server, client, name);
+        ((results[name] ??= {})[client] ??= []).push(r);
+        process.stderr.write(`  ${name.padEnd(30)} ${client.padEnd(12)} ${fmt(r.opsPerSec).padStart(8)}/s p50 ${r.p50.toFixed(3)} ms p99 ${r.p99.toFixed(3)} ms${r.disturbed ? ' (disturbed)' : ''}\n`);
+      }
+    }
+  }
+}
+
 async function main() {
   const server = await startRedis({ args: ['--enable-debug-command', 'yes'] });
   const names = Object.keys(workloads).filter((n) => n.includes(ONLY));
   const results = {}; // name -> client -> [runs]
+  let ceiling;
   try {
-    for (let round = 1; round <= ROUNDS; round++) {
-      process.stderr.write(`round ${round}/${ROUNDS}\n`);
-      for (const name of names) {
-        // Interleave: the client order rotates every round.
-        const order = CLIENTS.map((_, i) => CLIENTS[(i + round) % CLIENTS.length]);
-        for (const client of order) {
-          const r = await measure(server, client, name);
-          ((results[name] ??= {})[client] ??= []).push(r);
-          process.stderr.write(`  ${name.padEnd(30)} ${client.padEnd(12)} ${fmt(r.opsPerSec).padStart(8)}/s p50 ${r.p50.toFixed(3)} ms p99 ${r.p99.toFixed(3)} ms${r.disturbed ? ' (disturbed)' : ''}\n`);
-        }
-      }
-    }
+    await rounds(server, names, CLIENTS, results);
     await waitQuiet();
-    const ceiling = redisBenchmark(server.port);
-    report(names, results, ceiling);
+    ceiling = redisBenchmark(server.port);
   } finally {
     await server.stop();
   }
+  // The Cluster section: the clients that have a cluster adapter.
+  const clusterNames = Object.keys(clusterWorkloads).filter((n) => n.includes(ONLY));
+  const clusterClients = CLIENTS.filter((c) => c in clusterAdapters);
+  if (clusterNames.length) {
+    const cluster = await startBenchCluster();
+    try {
+      await rounds(cluster, clusterNames, clusterClients, results);
+    } finally {
+      await cluster.stop();
+    }
+  }
+  const failover = {};
+  if ('cluster failover'.includes(ONLY)) {
+    for (const client of ['fluxor', 'ioredis'].filter((c) => clusterClients.includes(c))) {
+      await waitQuiet();
+      failover[client] = await measureFailover(client);
+      process.stderr.write(`  cluster failover ${client.padEnd(12)} ${JSON.stringify(failover[client])}\n`);
+    }
+  }
+  report([...names, ...clusterNames], results, ceiling, failover);
 }
 
-function report(names, results, ceiling) {
+function report(names, results, ceiling, failover) {
   const summary = {};
   const lines = [];
   const header = ['workload', ...CLIENTS.map((c) => `${c} ops/s (min-max)`), 'p50/p99 ms (ours)', `${OURS} ÷ best JS`];
@@ -153,12 +182,16 @@ function report(names, results, ceiling) {
     const med = {};
     for (const client of CLIENTS) {
       const runs = results[name][client];
+      if (!runs) {
+        row.push('-');
+        continue;
+      }
       const ops = runs.map((r) => r.opsPerSec);
       med[client] = median(ops);
       row.push(`${fmt(med[client])} (${fmt(Math.min(...ops))}-${fmt(Math.max(...ops))})`);
     }
     const ours = results[name][OURS];
-    const others = CLIENTS.filter((c) => !c.startsWith(OURS));
+    const others = CLIENTS.filter((c) => !c.startsWith(OURS) && results[name][c]);
     const best = Math.max(...others.map((c) => med[c]));
     const ratio = ours && others.length ? med[OURS] / best : NaN;
     row.push(ours ? `${median(ours.map((r) => r.p50)).toFixed(3)} / ${median(ours.map((r) => r.p99)).toFixed(3)}` : '-');
@@ -167,7 +200,7 @@ function report(names, results, ceiling) {
     summary[name] = {
       ratio,
       clients: Object.fromEntries(
-        CLIENTS.map((c) => [
+        CLIENTS.filter((c) => results[name][c]).map((c) => [
           c,
           {
             median: med[c],
@@ -184,13 +217,16 @@ function report(names, results, ceiling) {
   const machine = `${os.cpus().length} × ${os.cpus()[0].model}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}, ${execFileSync('redis-server', ['--version'], { encoding: 'utf8' }).split(' ')[2]}`;
   lines.push('', `Ceiling, redis-benchmark -c 64 -P 16 -d 100 on the same server: GET ${fmt(ceiling.GET)}/s, SET ${fmt(ceiling.SET)}/s.`);
   if (get64) lines.push(`${OURS} GET 100 B at 64 in flight reaches ${((get64 / ceiling.GET) * 100).toFixed(0)} % of it.`);
+  for (const [client, f] of Object.entries(failover)) {
+    lines.push(`Cluster failover (SIGKILL of a master with a replica, gets and sets 16 in flight), ${client}: every command served promptly again ${f.recoveredMs} ms after the kill; ${f.rejected} of ${f.ops} commands rejected meanwhile.`);
+  }
   lines.push(`Machine: ${machine}. Median of ${ROUNDS} interleaved rounds of ${SECONDS} s; mget/mset count keys per second.`);
   console.log(lines.join('\n'));
   // Only a full run of the usual clients replaces the published results.
   if (ONLY || flag('clients', null) || process.env.FLUXOR_BASE) return;
   const dir = path.join(__dirname, 'results');
   fs.mkdirSync(dir, { recursive: true });
-  fs.writeFileSync(path.join(dir, 'latest.json'), JSON.stringify({ date: new Date().toISOString(), machine, rounds: ROUNDS, seconds: SECONDS, ceiling, summary }, null, 2));
+  fs.writeFileSync(path.join(dir, 'latest.json'), JSON.stringify({ date: new Date().toISOString(), machine, rounds: ROUNDS, seconds: SECONDS, ceiling, summary, failover }, null, 2));
   fs.writeFileSync(path.join(dir, 'chart.svg'), chart(summary, CLIENTS));
   fs.writeFileSync(path.join(dir, 'latest.md'), lines.join('\n') + '\n');
 }
