@@ -237,7 +237,13 @@ impl Cluster {
       me: me.clone(),
     });
     match cluster.load_slots().await {
-      Ok(()) => Ok(cluster),
+      Ok(()) => {
+        // Every master's connection up front, so the first commands do not
+        // wait for them (one that fails is opened again when needed).
+        let masters = cluster.map.read().unwrap().masters.clone();
+        futures_util::future::join_all(masters.into_iter().map(|m| cluster.conn(m))).await;
+        Ok(cluster)
+      }
       Err(err) => {
         cluster.close();
         let seeds = cluster.seeds.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(",");
@@ -355,10 +361,13 @@ impl Cluster {
 
   fn send_group(&self, batch: &Arc<Batch>, addr: Addr, tries: Vec<Try>) {
     let me = self.me.clone();
+    let started = Arc::new(AtomicBool::new(false));
+    let waiting = (batch.clone(), started.clone(), tries.iter().map(|t| t.index).collect::<Vec<_>>());
     let batch = batch.clone();
     self.with_conn(
-      addr.clone(),
+      &addr,
       Box::new(move |conn| {
+        started.store(true, Ordering::Relaxed);
         let Some(me) = me.upgrade() else { return };
         let mux = match conn {
           Ok(mux) => mux,
@@ -382,7 +391,7 @@ impl Cluster {
           deadline,
           Box::new(move |result| {
             if let Some(me) = weak.upgrade() {
-              me.replies(&batch, &addr, tries, result);
+              me.replies(&batch, tries, result);
             } else {
               let failed = tries.into_iter().map(|t| (t.index, Err(CacheError::not_connected()))).collect();
               batch.finish(failed);
@@ -391,15 +400,28 @@ impl Cluster {
         );
       }),
     );
+    // Opening the connection can take up to connectTimeout: the commands
+    // that wait for it still reject at their deadline.
+    let (batch, started, indices) = waiting;
+    if !started.load(Ordering::Relaxed) {
+      let ms = self.timeout.as_millis() as u64;
+      napi::bindgen_prelude::spawn(async move {
+        tokio::time::sleep_until(batch.deadline).await;
+        if !started.load(Ordering::Relaxed) {
+          batch.finish(indices.into_iter().map(|i| (i, Err(CacheError::timeout(&format!("connecting to {addr}"), ms)))).collect());
+        }
+      });
+    }
   }
 
   /// Sorts a group's replies into outcomes and commands to send on.
-  fn replies(&self, batch: &Arc<Batch>, addr: &Addr, tries: Vec<Try>, result: Result<Vec<Value>>) {
+  fn replies(&self, batch: &Arc<Batch>, tries: Vec<Try>, result: Result<Vec<Value>>) {
     let values = match result {
       Ok(values) => values,
-      // No reply by the deadline: nothing to retry in the time left.
-      Err(err) if err.code == Code::Timeout => return batch.finish(tries.into_iter().map(|t| (t.index, Err(err.clone()))).collect()),
-      Err(err) => return self.retry_all(batch, tries, err),
+      Err(err) if err.is_connection_lost() => return self.retry_all(batch, tries, err),
+      // No reply by the deadline (nothing to retry in the time left), or
+      // the cache was disconnected.
+      Err(err) => return batch.finish(tries.into_iter().map(|t| (t.index, Err(err.clone()))).collect()),
     };
     let mut values = values.into_iter();
     let mut finished = Vec::with_capacity(tries.len());
@@ -447,7 +469,6 @@ impl Cluster {
         _ => finished.push((t.index, Err(CacheError::server(&error)))),
       }
     }
-    let _ = addr;
     batch.finish(finished);
     if !now.is_empty() {
       self.dispatch(batch, now);
@@ -467,6 +488,9 @@ impl Cluster {
   }
 
   fn retry_later(&self, batch: &Arc<Batch>, mut tries: Vec<Try>) {
+    if self.closed.load(Ordering::Relaxed) {
+      return batch.finish(tries.into_iter().map(|t| (t.index, Err(CacheError::not_connected()))).collect());
+    }
     for t in &mut tries {
       if !t.pinned {
         t.to = None;
@@ -488,13 +512,13 @@ impl Cluster {
 
   /// Calls `then` with the node's connection, opening it first if needed
   /// (one opening at a time per node).
-  fn with_conn(&self, addr: Addr, then: Waiter) {
+  fn with_conn(&self, addr: &Addr, then: Waiter) {
     let mut nodes = self.nodes.lock().unwrap();
     if self.closed.load(Ordering::Relaxed) {
       drop(nodes);
       return then(Err(CacheError::not_connected()));
     }
-    match nodes.get_mut(&addr) {
+    match nodes.get_mut(addr) {
       Some(NodeState::Ready(mux)) if !mux.is_closed() => {
         let mux = mux.clone();
         drop(nodes);
@@ -505,6 +529,7 @@ impl Cluster {
     }
     nodes.insert(addr.clone(), NodeState::Connecting(vec![then]));
     drop(nodes);
+    let addr = addr.clone();
     let me = self.me.clone();
     napi::bindgen_prelude::spawn(async move {
       let Some(cluster) = me.upgrade() else { return };
@@ -643,7 +668,7 @@ impl Cluster {
 
   async fn conn(&self, addr: Addr) -> Result<Arc<Multiplexed>> {
     let (tx, rx) = tokio::sync::oneshot::channel();
-    self.with_conn(addr, Box::new(move |r| drop(tx.send(r))));
+    self.with_conn(&addr, Box::new(move |r| drop(tx.send(r))));
     rx.await.unwrap_or_else(|_| Err(CacheError::not_connected()))
   }
 
