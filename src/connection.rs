@@ -49,6 +49,14 @@ impl Connection {
   /// Connects, authenticates, selects the db and PINGs within connectTimeout.
   /// `on_lost` is told when a standalone connection breaks later.
   pub async fn open(opts: &Options, on_lost: OnLost) -> Result<Connection> {
+    match &opts.target {
+      Target::Sentinel(sentinel) => sentinel.open(opts, on_lost).await,
+      _ => Connection::open_direct(opts, on_lost).await,
+    }
+  }
+
+  /// `open` for a target that names its server(s).
+  pub async fn open_direct(opts: &Options, on_lost: OnLost) -> Result<Connection> {
     let what = describe(&opts.target);
     let connect = async {
       match &opts.target {
@@ -62,9 +70,13 @@ impl Connection {
           let config = AsyncConnectionConfig::new().set_connection_timeout(Some(opts.connect_timeout)).set_response_timeout(None);
           let mut conn = client.get_multiplexed_async_connection_with_config(&config).await.map_err(err)?;
           redis::cmd("PING").query_async::<()>(&mut conn).await.map_err(err)?;
+          if let Some(name) = &opts.connection_name {
+            redis::cmd("CLIENT").arg("SETNAME").arg(name).query_async::<()>(&mut conn).await.map_err(err)?;
+          }
           Ok(Connection::Tls { conn, timeout: opts.command_timeout })
         }
-        Target::Standalone(info) => open_standalone(info, opts.command_timeout, on_lost).await,
+        Target::Standalone(info) => open_standalone(info, opts, on_lost).await,
+        Target::Sentinel(_) => unreachable!("a sentinel target opens its master's standalone connection"),
         Target::Cluster(nodes) => {
           // redis-rs waits at least 1.28 s between retries by default, and
           // while it recovers from a lost node every request waits on its
@@ -84,7 +96,10 @@ impl Connection {
             }
           }
           let client = builder.build().map_err(|e| CacheError::from_redis(&e, &what))?;
-          let mut conn = client.get_async_connection().await.map_err(|e| CacheError::from_redis(&e, &what))?;
+          let mut conn = match client.get_async_connection().await {
+            Ok(conn) => conn,
+            Err(e) => return Err(why_cluster_failed(&nodes[0], opts, &e, &what).await),
+          };
           redis::cmd("PING").query_async::<()>(&mut conn).await.map_err(|e| CacheError::from_redis(&e, &what))?;
           Ok(Connection::Cluster { conn, timeout: opts.command_timeout })
         }
@@ -162,30 +177,22 @@ impl Connection {
   }
 }
 
-async fn open_standalone(info: &ConnectionInfo, timeout: Duration, on_lost: OnLost) -> Result<Connection> {
+async fn open_standalone(info: &ConnectionInfo, opts: &Options, on_lost: OnLost) -> Result<Connection> {
   let ConnectionAddr::Tcp(host, port) = info.addr() else {
     return Err(CacheError::type_error(format!("unsupported address {}", info.addr())));
   };
-  let mux = Arc::new(Multiplexed::connect(host, *port, timeout, on_lost).await?);
+  let mux = Arc::new(Multiplexed::connect(host, *port, opts.command_timeout, on_lost).await?);
   let conn = Connection::Standalone(mux);
-  let redis = info.redis_settings();
-  let mut handshake = Vec::new();
-  if let Some(password) = redis.password() {
-    let mut auth = redis::cmd("AUTH");
-    if let Some(user) = redis.username() {
-      auth.arg(user);
-    }
-    handshake.push(auth.arg(password).clone());
-  }
-  if redis.db() != 0 {
-    handshake.push(redis::cmd("SELECT").arg(redis.db()).clone());
-  }
-  handshake.push(redis::cmd("PING"));
-  let has_auth = redis.password().is_some();
-  let checked = conn.run(handshake).await.into_iter().enumerate().try_for_each(|(i, outcome)| match outcome {
-    Err(err) if err.code == Code::Redis => {
-      let code = if has_auth && i == 0 { Code::Auth } else { Code::Redis };
-      Err(CacheError::new(code, format!("{}: {}", addr_of(info), err.message)))
+  let (cmds, auth) = handshake(info, opts.connection_name.as_deref());
+  let checked = conn.run(cmds).await.into_iter().enumerate().try_for_each(|(i, outcome)| match outcome {
+    // Any refusal of AUTH is an authentication failure (as redis-rs has it);
+    // every other reply is classified by its own error code (NOAUTH…).
+    Err(mut err) if err.redis_code.is_some() => {
+      if Some(i) == auth {
+        err.code = Code::Auth;
+      }
+      err.message = format!("{}: {}", addr_of(info), err.message);
+      Err(err)
     }
     other => other.map(drop),
   });
@@ -196,6 +203,48 @@ async fn open_standalone(info: &ConnectionInfo, timeout: Duration, on_lost: OnLo
       Err(e)
     }
   }
+}
+
+/// AUTH, SELECT, CLIENT SETNAME and PING, and where AUTH is among them.
+fn handshake(info: &ConnectionInfo, name: Option<&str>) -> (Vec<Cmd>, Option<usize>) {
+  let redis = info.redis_settings();
+  let mut cmds = Vec::new();
+  let mut auth = None;
+  if let Some(password) = redis.password() {
+    let mut cmd = redis::cmd("AUTH");
+    if let Some(user) = redis.username() {
+      cmd.arg(user);
+    }
+    auth = Some(cmds.len());
+    cmds.push(cmd.arg(password).clone());
+  }
+  if redis.db() != 0 {
+    cmds.push(redis::cmd("SELECT").arg(redis.db()).clone());
+  }
+  if let Some(name) = name {
+    cmds.push(redis::cmd("CLIENT").arg("SETNAME").arg(name).clone());
+  }
+  cmds.push(redis::cmd("PING"));
+  (cmds, auth)
+}
+
+/// redis-rs reports a failed first cluster connection as an I/O error that
+/// has lost its cause's kind; a direct connection to the first seed node
+/// tells whether the password was refused (ERR_AUTH).
+async fn why_cluster_failed(seed: &ConnectionInfo, opts: &Options, err: &redis::RedisError, what: &str) -> CacheError {
+  let client = match &opts.tls {
+    Some(certs) => Client::build_with_tls(seed.clone(), certs.clone()),
+    None => Client::open(seed.clone()),
+  };
+  if let Ok(client) = client {
+    if let Err(e) = client.get_multiplexed_async_connection().await {
+      let probe = CacheError::from_redis(&e, what);
+      if probe.code == Code::Auth {
+        return probe;
+      }
+    }
+  }
+  CacheError::from_redis(err, what)
 }
 
 /// A batch's result as one outcome per command: a server error reply
@@ -272,6 +321,7 @@ pub fn describe(target: &Target) -> String {
   match target {
     Target::Standalone(info) => addr_of(info),
     Target::Cluster(nodes) => nodes.iter().map(addr_of).collect::<Vec<_>>().join(","),
+    Target::Sentinel(sentinel) => sentinel.describe(),
   }
 }
 

@@ -136,9 +136,11 @@ impl Engine {
         engine.stats.record_latency(started.elapsed(), n);
         let failed = |o: &Outcome| matches!(o, Err(e) if e.is_connection_lost() || e.code == Code::Timeout);
         if !engine.is_cluster() {
-          // The server's connection broke: commands fail fast until the JS
-          // face reconnects.
-          if let Some(Err(err)) = outcomes.iter().find(|o| matches!(o, Err(e) if e.is_connection_lost())) {
+          // The server's connection broke (or, behind sentinels, the server
+          // was demoted to a replica): commands fail fast until the JS face
+          // reconnects, to the master the sentinels name then.
+          let sentinel = engine.opts.is_sentinel();
+          if let Some(Err(err)) = outcomes.iter().find(|o| matches!(o, Err(e) if e.is_connection_lost() || (sentinel && e.code == Code::ReadOnly))) {
             engine.lost(generation, err.clone());
           }
         } else if outcomes.iter().any(failed) {
