@@ -228,5 +228,6 @@ mod tests {
   fn invalid_arg() {
     assert_eq!((CacheError::type_error("x").code.as_str(), CacheError::type_error("x").arg), ("ERR_INVALID_ARG", Some(ArgKind::Type)));
     assert_eq!(CacheError::range_error("x").arg, Some(ArgKind::Range));
+    assert_eq!(CacheError::new(Code::UnknownStrategy, "x").code.as_str(), "ERR_UNKNOWN_STRATEGY");
   }
 }

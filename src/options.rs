@@ -727,6 +727,9 @@ mod tests {
       (r#"{"sentinels":[{"host":"h"}],"name":"m","enableCluster":true,"clusterNodes":[{"host":"h"}]}"#, ArgKind::Type, "exclude each other"),
       (r#"{"url":"redis+sentinel://h"}"#, ArgKind::Type, "must name the master group"),
       (r#"{"connectionName":"a b"}"#, ArgKind::Range, "options.connectionName"),
+      (r#"{"connectionName":5}"#, ArgKind::Type, "options.connectionName must be a string"),
+      (r#"{"sentinels":[{"host":"h"}],"name":"m","sentinelUsername":[]}"#, ArgKind::Type, "options.sentinelUsername must be a string"),
+      (r#"{"sentinels":[{"host":"h"}],"name":7}"#, ArgKind::Type, "options.name must be a non-empty string"),
     ];
     for (json, kind, text) in cases {
       let err = Options::parse(json, no_env).err().unwrap_or_else(|| panic!("{json} should fail"));
