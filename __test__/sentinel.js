@@ -35,8 +35,8 @@ async function until(what, check, ms = 30000) {
   }
 }
 
-/** One `redis-server --sentinel` process watching `name` at `masterPort`. */
-async function startSentinel({ name, masterPort, password, sentinelPassword, downAfter, failoverTimeout }) {
+/** One `redis-server --sentinel` process watching `name` at `masterPort`; `conf`: more lines for its config file. */
+async function startSentinel({ name = 'mymaster', masterPort, password, sentinelPassword, downAfter = 1000, failoverTimeout = 2000, quorum = 2, conf: extra = [] }) {
   const port = await freePort();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fluxor-sentinel-'));
   const conf = [
@@ -44,7 +44,8 @@ async function startSentinel({ name, masterPort, password, sentinelPassword, dow
     `bind ${HOST}`,
     'protected-mode no',
     `dir ${dir}`,
-    `sentinel monitor ${name} ${HOST} ${masterPort} 2`,
+    ...extra,
+    `sentinel monitor ${name} ${HOST} ${masterPort} ${quorum}`,
     `sentinel down-after-milliseconds ${name} ${downAfter}`,
     `sentinel failover-timeout ${name} ${failoverTimeout}`,
     `sentinel parallel-syncs ${name} 1`,
@@ -155,4 +156,4 @@ async function startSentinels({ name = 'mymaster', password, sentinelPassword, d
   };
 }
 
-module.exports = { startSentinels, fields, until };
+module.exports = { startSentinels, startSentinel, fields, until };

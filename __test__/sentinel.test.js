@@ -8,10 +8,14 @@
 const test = require('node:test');
 const assert = require('node:assert/strict');
 const net = require('node:net');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+const { execFileSync } = require('node:child_process');
 const CacheModule = require('..');
 const { CacheError } = CacheModule;
-const { freePort, sleep } = require('./harness');
-const { startSentinels, until } = require('./sentinel');
+const { startRedis, freePort, sleep } = require('./harness');
+const { startSentinels, startSentinel, until } = require('./sentinel');
 
 const unhandled = [];
 process.on('unhandledRejection', (reason) => unhandled.push(reason));
@@ -156,7 +160,7 @@ test('bad sentinel settings: unreachable, unknown name, not a sentinel, a silent
   await settles(assert.rejects(unknown.initialize(), (err) => err.code === 'ERR_CONNECTION' && /knows no master named "nosuchmaster"/.test(err.message)));
   // A plain Redis server given as a sentinel.
   const plain = new CacheModule({ sentinels: [{ host: '127.0.0.1', port: group.master.port }], name: group.name });
-  await settles(assert.rejects(plain.initialize(), (err) => err instanceof CacheError && /SENTINEL/i.test(err.message)));
+  await settles(assert.rejects(plain.initialize(), (err) => err instanceof CacheError && /unknown command/i.test(err.message)));
 
   // A sentinel that accepts and never answers, listed first: the next one
   // answers within connectTimeout.
@@ -175,4 +179,51 @@ test('bad sentinel settings: unreachable, unknown name, not a sentinel, a silent
   // Only silent sentinels: ERR_TIMEOUT within connectTimeout.
   const mute = new CacheModule({ sentinels: [nodes[0]], name: group.name, connectTimeout: 500 });
   await settles(assert.rejects(mute.initialize(), { code: 'ERR_TIMEOUT' }));
+});
+
+test('TLS applies to the master: the sentinels name a TLS port, and the module connects to it with tls.ca', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fluxor-sentinel-tls-'));
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const ssl = (...args) => execFileSync('openssl', args, { cwd: dir, stdio: 'ignore' });
+  ssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=ca', '-keyout', 'ca.key', '-out', 'ca.crt');
+  ssl('req', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=localhost', '-keyout', 'server.key', '-out', 'server.csr');
+  fs.writeFileSync(path.join(dir, 'san.ext'), 'subjectAltName=DNS:localhost,IP:127.0.0.1\n');
+  ssl('x509', '-req', '-in', 'server.csr', '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '2', '-extfile', 'san.ext', '-out', 'server.crt');
+  const certs = { cert: path.join(dir, 'server.crt'), key: path.join(dir, 'server.key'), ca: path.join(dir, 'ca.crt') };
+
+  // The master serves TLS on tlsPort (and plain TCP on its port, for the test's own reads).
+  const tlsPort = await freePort();
+  const master = await startRedis({
+    args: ['--tls-port', String(tlsPort), '--tls-cert-file', certs.cert, '--tls-key-file', certs.key, '--tls-ca-cert-file', certs.ca, '--tls-auth-clients', 'no'],
+  });
+  t.after(() => master.stop());
+  // The sentinel watches the TLS port (over TLS itself).
+  const sentinel = await startSentinel({
+    masterPort: tlsPort,
+    quorum: 1,
+    conf: ['tls-replication yes', `tls-cert-file ${certs.cert}`, `tls-key-file ${certs.key}`, `tls-ca-cert-file ${certs.ca}`],
+  });
+  t.after(() => sentinel.stop());
+  await until('the sentinel to reach the TLS master', async () => {
+    const c = await sentinel.raw();
+    try {
+      const [, port] = await c.cmd('SENTINEL', 'GET-MASTER-ADDR-BY-NAME', 'mymaster');
+      const flags = (await c.cmd('SENTINEL', 'MASTER', 'mymaster')).join(' ');
+      return Number(port) === tlsPort && !/disconnected|s_down/.test(flags);
+    } finally {
+      c.close();
+    }
+  });
+
+  const cache = new CacheModule({ sentinels: [{ host: '127.0.0.1', port: sentinel.port }], name: 'mymaster', tls: { ca: fs.readFileSync(certs.ca) }, keyPrefix: 'st:' });
+  await settles(cache.initialize());
+  await cache.set('k', 'over tls');
+  assert.deepEqual((await cache.getStats()).server.nodes, [`127.0.0.1:${tlsPort}`]);
+  await cache.disconnect();
+  const raw = await master.raw();
+  assert.equal(await raw.cmd('GET', 'st:k'), '"over tls"');
+  raw.close();
+  // Without tls, the plain handshake to a TLS port fails, and says where.
+  const plain = new CacheModule({ sentinels: [{ host: '127.0.0.1', port: sentinel.port }], name: 'mymaster', connectTimeout: 1000 });
+  await settles(assert.rejects(plain.initialize(), (err) => err instanceof CacheError && err.message.includes(`127.0.0.1:${tlsPort}`)));
 });
