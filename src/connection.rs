@@ -76,7 +76,8 @@ impl Connection {
           Ok(Connection::Tls { conn, timeout: opts.command_timeout })
         }
         Target::Standalone(info) => open_standalone(info, opts, on_lost).await,
-        Target::Sentinel(_) => unreachable!("a sentinel target opens its master's standalone connection"),
+        // `open` looks the master up and comes back with its address.
+        Target::Sentinel(_) => Err(CacheError::type_error("a Sentinel target has no address of its own")),
         Target::Cluster(nodes) => {
           // redis-rs waits at least 1.28 s between retries by default, and
           // while it recovers from a lost node every request waits on its

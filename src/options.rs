@@ -119,11 +119,12 @@ impl Options {
     let tls = parse_tls(&o)?;
     let env = |name: &str| env(name).filter(|v| !v.is_empty());
     // Where the server is named, first match wins: options.url, then host
-    // and port, then REDIS_URL, then REDIS_HOST and REDIS_PORT. A URL
+    // and port (or path, or sentinels), then REDIS_URL, then REDIS_HOST and
+    // REDIS_PORT. A URL
     // overrides every REDIS_* variable.
     let url = match opt_string(&o, "url")? {
       Some(url) => Some((url, "options.url")),
-      None if !enable_cluster && !["host", "port", "sentinels"].iter().any(|k| present(&o, k).is_some()) => env("REDIS_URL").map(|u| (u, "REDIS_URL")),
+      None if !enable_cluster && !["host", "port", "path", "sentinels"].iter().any(|k| present(&o, k).is_some()) => env("REDIS_URL").map(|u| (u, "REDIS_URL")),
       None => None,
     };
     let sentinel_url = url.as_ref().filter(|(u, _)| u.trim_start().to_ascii_lowercase().starts_with(sentinel::SCHEME));

@@ -150,7 +150,7 @@ pub const SCHEME: &str = "redis+sentinel://";
 /// Parses a sentinel URL; errors say what is wrong without echoing the URL
 /// (it may hold a password).
 pub fn parse_url(url: &str) -> std::result::Result<SentinelUrl, String> {
-  let rest = url.strip_prefix(SCHEME).ok_or("it must start with redis+sentinel://")?;
+  let rest = url.get(..SCHEME.len()).filter(|s| s.eq_ignore_ascii_case(SCHEME)).map(|_| &url[SCHEME.len()..]).ok_or("it must start with redis+sentinel://")?;
   let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
   let (authority, tail) = rest.split_at(end);
   let (userinfo, hosts) = match authority.rsplit_once('@') {
@@ -204,7 +204,7 @@ mod tests {
     assert_eq!((u.name.as_str(), u.db, u.username.as_deref(), u.password.as_deref()), ("mymaster", Some(2), Some("user"), Some("p@ss")));
     let u = parse_url("redis+sentinel://:pw@h:1/m?db=4").unwrap();
     assert_eq!((u.name.as_str(), u.db, u.username, u.password.as_deref()), ("m", Some(4), None, Some("pw")));
-    let u = parse_url("redis+sentinel://h/m").unwrap();
+    let u = parse_url("Redis+Sentinel://h/m").unwrap();
     assert_eq!((u.sentinels, u.db, u.password), (vec![("h".into(), 26379)], None, None));
     for bad in
       ["redis://h/m", "redis+sentinel://h:1", "redis+sentinel://h:x/m", "redis+sentinel://,h/m", "redis+sentinel://h/m/x", "redis+sentinel://h/m?foo=1"]
