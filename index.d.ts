@@ -26,8 +26,16 @@ declare namespace CacheModule {
     | 'ERR_CONNECTION'
     /** `connectTimeout` or `commandTimeout` ran out. */
     | 'ERR_TIMEOUT'
-    /** The server refused the password or user. */
+    /** The server refused the password or user, or wants one (`WRONGPASS`, `NOAUTH`). */
     | 'ERR_AUTH'
+    /** The user's ACL forbids the command or key (`NOPERM`). */
+    | 'ERR_NOPERM'
+    /** The server reached `maxmemory` and refuses writes (`OOM`). */
+    | 'ERR_OOM'
+    /** A write reached a replica (`READONLY`); behind Sentinel the module then looks the master up again. */
+    | 'ERR_READONLY'
+    /** The server cannot serve now, try later: `LOADING`, `BUSY`, `MASTERDOWN`, `CLUSTERDOWN`, `TRYAGAIN`, an unresolved `MOVED`/`ASK`. */
+    | 'ERR_UNAVAILABLE'
     /** `lock()` ran out of retries. */
     | 'ERR_LOCK_NOT_ACQUIRED'
     /** `generateKey()` with a pattern that is not registered. */
@@ -36,22 +44,38 @@ declare namespace CacheModule {
     | 'ERR_UNKNOWN_STRATEGY'
     /** A bad argument or option (the error is a TypeError or RangeError). */
     | 'ERR_INVALID_ARG'
-    /** An error reply from the server; its text is kept in the message. */
+    /** Any other error reply from the server (`WRONGTYPE`, `ERR …`); its text is the message. */
     | 'ERR_REDIS';
 
   /**
-   * Every rejection (and every throw from the constructor, `generateKey` and
-   * the `register*` methods) is an Error with a string `code`. Bad arguments
-   * are a TypeError or RangeError with code `ERR_INVALID_ARG`.
+   * Every error the module raises: every rejection, and every throw from the
+   * constructor, `generateKey` and the `register*` methods. Bad arguments
+   * stay a TypeError or RangeError (code `ERR_INVALID_ARG`), for which
+   * `instanceof CacheError` and `isCacheError` are true as well.
    */
-  export interface CacheError extends Error {
-    code: ErrorCode;
+  export class CacheError extends Error {
+    constructor(code: ErrorCode, message: string, options?: { cause?: unknown; redisCode?: string });
+    readonly code: ErrorCode;
+    /** The server's own error code (`WRONGTYPE`, `NOPERM`, `READONLY`…) when the error is a server's reply; the message is then the server's text. */
+    readonly redisCode?: string;
+    /** The error this one stems from, where there is one. */
+    readonly cause?: unknown;
   }
+
+  /** Whether `value` is an error the module raised (a CacheError, or one of its TypeErrors/RangeErrors). */
+  export function isCacheError(value: unknown): value is CacheError;
 
   /** A seed node of a Redis Cluster. */
   export interface ClusterNode {
     host: string;
     port: number;
+  }
+
+  /** A Redis Sentinel process. */
+  export interface SentinelNode {
+    host: string;
+    /** Default `26379`. */
+    port?: number;
   }
 
   /** PEM text or bytes (a Node.js Buffer is a Uint8Array). */
@@ -84,10 +108,23 @@ declare namespace CacheModule {
     /** Database number (SELECT), standalone only. Default: env `REDIS_DB`, else `0`. */
     db?: number;
     /**
-     * `redis://[[user]:password@]host[:port][/db]`, or `rediss://…` for TLS;
-     * overrides host, port, password and db.
+     * `redis://[[user]:password@]host[:port][/db][?db=N]`, `rediss://…` for
+     * TLS, or `redis+sentinel://[[user]:password@]host[:port][,host[:port]…]/name[/db]`
+     * (the user and password are the master's); overrides host, port, db and
+     * every `REDIS_*` variable. Default: env `REDIS_URL` when no host, port,
+     * url or sentinels are given.
      */
     url?: string;
+    /** CLIENT SETNAME on every connection (not sent to cluster nodes): printable ASCII, no spaces. */
+    connectionName?: string;
+    /** Redis Sentinel: the sentinels to ask for the master of `name` (port default `26379`). */
+    sentinels?: SentinelNode[];
+    /** Redis Sentinel: the master group's name (`sentinel monitor <name> …`); required with `sentinels`. */
+    name?: string;
+    /** Redis Sentinel: ACL user for the sentinels (not the master: that is `username`). */
+    sentinelUsername?: string;
+    /** Redis Sentinel: password of the sentinels (not the master: that is `password`). */
+    sentinelPassword?: string;
     /** TLS to the server(s): `true`, or the certificates to use. Default false. */
     tls?: boolean | TlsOptions;
     /** Connect to a Redis Cluster through `clusterNodes`. Default false. */
@@ -246,7 +283,7 @@ declare namespace CacheModule {
  * extends Node.js's EventEmitter.
  */
 declare class CacheModule {
-  /** Throws a TypeError/RangeError (code `ERR_INVALID_ARG`) naming a bad option. */
+  /** Throws a TypeError/RangeError (code `ERR_INVALID_ARG`) naming a bad option; an unknown option name is a TypeError too. */
   constructor(options?: CacheModule.CacheOptions);
 
   /** The prefix of every stored key. */

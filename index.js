@@ -6,8 +6,8 @@
 
 const { EventEmitter } = require('node:events');
 const { CacheEngine } = require('./binding.js');
-const { cacheError, typeError, describe, unwrap } = require('./lib/errors');
-const { toKey, encode, decode, ttlArg, tagsArg, optionsArg, entriesOf, mgetWire, msetWire } = require('./lib/args');
+const { CacheError, isCacheError, cacheError, typeError, adopt, describe, unwrap } = require('./lib/errors');
+const { toKey, encode, decode, ttlArg, tagsArg, optionsArg, entriesOf, mgetWire, msetWire, wellFormed } = require('./lib/args');
 const { Batcher, AT_ONCE } = require('./lib/batch');
 const { KeyPatterns } = require('./lib/patterns');
 const { Lock, acquire, lockOptions } = require('./lib/lock');
@@ -40,15 +40,21 @@ class CacheModule extends EventEmitter {
     if (typeof retryStrategy !== 'function') {
       throw typeError(`options.retryStrategy must be a function, got ${describe(retryStrategy)}`);
     }
+    // JSON can carry a lone surrogate, but Rust's strings cannot hold one.
+    wellFormed(data, 'options');
     let json;
     try {
       // Non-finite numbers become strings so the engine can name them.
       json = JSON.stringify(data, (_, v) => (typeof v === 'number' && !Number.isFinite(v) ? String(v) : v));
     } catch (err) {
-      throw typeError(`options must hold plain data: ${err.message}`);
+      throw typeError(`options must hold plain data: ${err.message}`, err);
     }
     this.#batch = new Batcher((err) => this.#connectionLost(err));
-    this.#engine = new CacheEngine(json, this.#batch.receiver);
+    try {
+      this.#engine = new CacheEngine(json, this.#batch.receiver);
+    } catch (err) {
+      throw adopt(err);
+    }
     this.#batch.attach(this.#engine);
     this.#retryStrategy = retryStrategy;
   }
@@ -67,6 +73,7 @@ class CacheModule extends EventEmitter {
     this.#state = 'connecting';
     this.#connecting = this.#engine.connect().then((err) => {
       this.#connecting = null;
+      if (err) adopt(err);
       if (this.#state !== 'connecting') {
         // disconnect() came first: close what this attempt opened.
         if (!err) this.#engine.disconnect();
@@ -139,6 +146,7 @@ class CacheModule extends EventEmitter {
   async #reconnect(times) {
     this.#reconnectTimer = null;
     const err = await this.#engine.connect();
+    if (err) adopt(err);
     if (this.#state !== 'reconnecting') {
       if (this.#state === 'closed') this.#engine.disconnect();
       return;
@@ -340,3 +348,5 @@ async function withFallback(reply, fallback) {
 module.exports = CacheModule;
 module.exports.CacheModule = CacheModule;
 module.exports.default = CacheModule;
+module.exports.CacheError = CacheError;
+module.exports.isCacheError = isCacheError;

@@ -1,4 +1,6 @@
 import CacheModule from './index.js';
 
-export { CacheModule };
+const { CacheError, isCacheError } = CacheModule;
+
+export { CacheModule, CacheError, isCacheError };
 export default CacheModule;

@@ -17,6 +17,7 @@ process.on('unhandledRejection', (reason) => unhandled.push(reason));
 const CODES = new Set([
   'ERR_NOT_CONNECTED', 'ERR_CONNECTION', 'ERR_TIMEOUT', 'ERR_AUTH', 'ERR_LOCK_NOT_ACQUIRED',
   'ERR_UNKNOWN_PATTERN', 'ERR_UNKNOWN_STRATEGY', 'ERR_INVALID_ARG', 'ERR_REDIS',
+  'ERR_NOPERM', 'ERR_OOM', 'ERR_READONLY', 'ERR_UNAVAILABLE',
 ]);
 
 let cluster;

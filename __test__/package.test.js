@@ -214,7 +214,7 @@ function prepareBlock(code) {
  * not reach it, and a real server may listen on 6379 here. Instead, inside the
  * block `require('@fluxor/cache-module')` returns a subclass of the installed
  * class whose constructor replaces host and port with the test server's and
- * drops password and url (the test server has none); every other option is
+ * drops password, url and the Sentinel options (the test server has none); every other option is
  * kept as written. Instances not made through the subclass refuse to connect,
  * so nothing but the test server is ever reached. The prelude also defines
  * what the README leaves to the reader (userId, productId, fetchAllProducts,
@@ -235,6 +235,7 @@ class CacheModule extends __Installed {
     const redirected = { ...options, ...__target };
     delete redirected.password;
     delete redirected.url;
+    for (const name of ['sentinels', 'name', 'sentinelUsername', 'sentinelPassword']) delete redirected[name];
     super(redirected);
     __redirected.add(this);
   }
@@ -422,7 +423,7 @@ describe('the package as installed from its tarballs', { timeout: 300_000 }, () 
     assert.equal(report.name, 'CacheModule');
     assert.equal(report.namedIsSame, true);
     assert.equal(report.requireIsSame, true);
-    assert.deepEqual(report.namespaceKeys, ['CacheModule', 'default']);
+    assert.deepEqual(report.namespaceKeys, ['CacheError', 'CacheModule', 'default', 'isCacheError']);
     assert.equal(report.isEventEmitter, true);
     assert.equal(report.entry, 'file://' + path.join(project, 'node_modules', ...pkg.name.split('/'), 'index.mjs').split(path.sep).join('/'));
     assert.deepEqual(report.addons, [path.join(project, 'node_modules', ...platformName.split('/'), addonFile)]);

@@ -117,7 +117,7 @@ test('an idle connection that breaks is noticed at once; a retryStrategy that gi
   await cache.disconnect();
 });
 
-test('an ACL user without permission for a command: ERR_REDIS with the server text; username login', async (t) => {
+test('an ACL user without permission for a command: ERR_NOPERM with the server text; username login', async (t) => {
   const server = await startRedis();
   t.after(() => server.stop());
   const raw = await server.raw();
@@ -126,7 +126,7 @@ test('an ACL user without permission for a command: ERR_REDIS with the server te
   const cache = new CacheModule({ host: '127.0.0.1', port: server.port, username: 'reader', password: 'readpw' });
   await cache.initialize();
   assert.equal(await cache.get('k'), null);
-  await assert.rejects(cache.set('k', 1), (err) => err.code === 'ERR_REDIS' && /NOPERM/.test(err.message));
+  await assert.rejects(cache.set('k', 1), (err) => err.code === 'ERR_NOPERM' && err.redisCode === 'NOPERM' && /^NOPERM /.test(err.message));
   await cache.disconnect();
   const wrong = new CacheModule({ host: '127.0.0.1', port: server.port, username: 'reader', password: 'nope' });
   await assert.rejects(wrong.initialize(), { code: 'ERR_AUTH' });

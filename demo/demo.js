@@ -24,7 +24,8 @@ function answers(port, host) {
 }
 
 async function target() {
-  if (process.env.REDIS_URL) return { options: { url: process.env.REDIS_URL }, where: process.env.REDIS_URL };
+  // The password, if the URL has one, is not printed.
+  if (process.env.REDIS_URL) return { options: { url: process.env.REDIS_URL }, where: process.env.REDIS_URL.replace(/(:\/\/)[^/?#]*@/, '$1***@') };
   if (await answers(6379, '127.0.0.1')) return { options: { host: 'localhost', port: 6379 }, where: 'localhost:6379' };
   const server = await startRedis();
   return { options: { host: '127.0.0.1', port: server.port }, where: `a throwaway redis-server on 127.0.0.1:${server.port}`, server };

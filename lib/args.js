@@ -16,13 +16,28 @@ function toKey(key, name = 'key') {
   throw typeError(`${name} must be a non-empty string or a finite number, got ${describe(key)}`);
 }
 
+/**
+ * Throws a TypeError naming the first string in `value` (options: plain
+ * data a few levels deep) with a lone surrogate, which has no UTF-8 form.
+ */
+function wellFormed(value, path, depth = 0) {
+  if (typeof value === 'string') {
+    if (!value.isWellFormed()) throw typeError(`${path} must be well-formed Unicode (it has a lone surrogate)`);
+  } else if (value !== null && typeof value === 'object' && depth < 8 && !ArrayBuffer.isView(value)) {
+    for (const key of Object.keys(value)) {
+      if (!key.isWellFormed()) throw typeError(`${path} has a name with a lone surrogate`);
+      wellFormed(value[key], Array.isArray(value) ? `${path}[${key}]` : `${path}.${key}`, depth + 1);
+    }
+  }
+}
+
 /** A value as its JSON.stringify text; what JSON cannot hold is a TypeError. */
 function encode(value, name = 'value') {
   let json;
   try {
     json = JSON.stringify(value);
   } catch (err) {
-    throw typeError(`${name} cannot be stored as JSON: ${err.message}`);
+    throw typeError(`${name} cannot be stored as JSON: ${err.message}`, err);
   }
   if (json === undefined) throw typeError(`${name} cannot be stored as JSON: got ${describe(value)}`);
   return json;
@@ -114,4 +129,4 @@ function entriesOf(pairs, name) {
   throw typeError(`${name} must be a plain object or a Map, got ${describe(pairs)}`);
 }
 
-module.exports = { toKey, encode, decode, ttlArg, ttlMs, tagsArg, optionsArg, entriesOf, mgetWire, msetWire, inParts };
+module.exports = { wellFormed, toKey, encode, decode, ttlArg, ttlMs, tagsArg, optionsArg, entriesOf, mgetWire, msetWire, inParts };

@@ -11,7 +11,7 @@
 // batch to the socket on this thread and hands the replies back through one
 // long-lived callback, `receiver`.
 
-const { cacheError } = require('./errors');
+const { cacheError, adopt } = require('./errors');
 
 const FLUSH_AT = 32;
 /** The cost of an operation that leaves at once with what is queued. */
@@ -102,7 +102,7 @@ class Batcher {
   }
 
   #settleOne(id, replies) {
-    if (id === 0) return this.#onLost(replies[0]);
+    if (id === 0) return this.#onLost(adopt(replies[0]));
     const pending = this.#inflight.get(id);
     if (pending === undefined) return;
     this.#inflight.delete(id);
@@ -110,12 +110,12 @@ class Batcher {
     // A batch-wide failure arrives as a single error.
     const shared =
       replies.length === n ? undefined
-      : replies[0] instanceof Error ? replies[0]
+      : replies[0] instanceof Error ? adopt(replies[0])
       : cacheError('ERR_REDIS', `expected ${n} replies, got ${replies.length}`);
     for (let i = 0; i < n; i++) {
       const reply = shared === undefined ? replies[i] : shared;
       if (reply instanceof Error) {
-        pending[3 * i + 1](reply);
+        pending[3 * i + 1](shared === undefined ? adopt(reply) : reply);
       } else {
         let value;
         try {

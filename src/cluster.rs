@@ -154,6 +154,8 @@ struct Refresh {
 pub struct Cluster {
   seeds: Vec<Addr>,
   redis: RedisConnectionInfo,
+  /// connectionName, for CLIENT SETNAME.
+  name: Option<String>,
   timeout: Duration,
   connect_timeout: Duration,
   map: RwLock<Arc<SlotMap>>,
@@ -227,6 +229,7 @@ impl Cluster {
     let cluster = Arc::new_cyclic(|me| Cluster {
       seeds: seeds.iter().filter_map(|s| Addr::parse(&addr_of(s))).collect(),
       redis: seeds.first().map(|s| s.redis_settings().clone()).unwrap_or_default(),
+      name: opts.connection_name.clone(),
       timeout: opts.command_timeout,
       connect_timeout: opts.connect_timeout,
       map: RwLock::new(Arc::new(SlotMap::default())),
@@ -352,7 +355,7 @@ impl Cluster {
     }
     if !unserved.is_empty() {
       for t in &mut unserved {
-        t.last.get_or_insert_with(|| CacheError::new(Code::Redis, "CLUSTERDOWN no master serves the slot"));
+        t.last.get_or_insert_with(|| CacheError::new(Code::Unavailable, "CLUSTERDOWN no master serves the slot"));
       }
       self.refresh();
       self.retry_later(batch, unserved);
@@ -541,7 +544,7 @@ impl Cluster {
           }
         })
       };
-      let opening = open_node(&addr.host, addr.port, &cluster.redis, cluster.timeout, lost);
+      let opening = open_node(&addr.host, addr.port, &cluster.redis, cluster.name.as_deref(), cluster.timeout, lost);
       let opened = tokio::time::timeout(cluster.connect_timeout, opening)
         .await
         .unwrap_or_else(|_| Err(CacheError::timeout(&format!("connecting to {addr}"), cluster.connect_timeout.as_millis() as u64)));

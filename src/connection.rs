@@ -43,6 +43,14 @@ impl Connection {
   /// Connects, authenticates, selects the db and PINGs within connectTimeout.
   /// `on_lost` is told when a standalone connection breaks later.
   pub async fn open(opts: &Options, on_lost: OnLost) -> Result<Connection> {
+    match &opts.target {
+      Target::Sentinel(sentinel) => sentinel.open(opts, on_lost).await,
+      _ => Connection::open_direct(opts, on_lost).await,
+    }
+  }
+
+  /// `open` for a target that names its server(s).
+  pub async fn open_direct(opts: &Options, on_lost: OnLost) -> Result<Connection> {
     let what = describe(&opts.target);
     let connect = async {
       match &opts.target {
@@ -56,9 +64,14 @@ impl Connection {
           let config = AsyncConnectionConfig::new().set_connection_timeout(Some(opts.connect_timeout)).set_response_timeout(None);
           let mut conn = client.get_multiplexed_async_connection_with_config(&config).await.map_err(err)?;
           redis::cmd("PING").query_async::<()>(&mut conn).await.map_err(err)?;
+          if let Some(name) = &opts.connection_name {
+            redis::cmd("CLIENT").arg("SETNAME").arg(name).query_async::<()>(&mut conn).await.map_err(err)?;
+          }
           Ok(Connection::Tls { conn, timeout: opts.command_timeout })
         }
-        Target::Standalone(info) => open_standalone(info, opts.command_timeout, on_lost).await,
+        Target::Standalone(info) => open_standalone(info, opts, on_lost).await,
+        // `open` looks the master up and comes back with its address.
+        Target::Sentinel(_) => Err(CacheError::type_error("a Sentinel target has no address of its own")),
         Target::Cluster(seeds) => Ok(Connection::Cluster(Cluster::open(seeds, opts).await?)),
       }
     };
@@ -128,34 +141,28 @@ impl Connection {
   }
 }
 
-async fn open_standalone(info: &ConnectionInfo, timeout: Duration, on_lost: OnLost) -> Result<Connection> {
+async fn open_standalone(info: &ConnectionInfo, opts: &Options, on_lost: OnLost) -> Result<Connection> {
   let ConnectionAddr::Tcp(host, port) = info.addr() else {
     return Err(CacheError::type_error(format!("unsupported address {}", info.addr())));
   };
-  Ok(Connection::Standalone(open_node(host, *port, info.redis_settings(), timeout, on_lost).await?))
+  let mux = open_node(host, *port, info.redis_settings(), opts.connection_name.as_deref(), opts.command_timeout, on_lost).await?;
+  Ok(Connection::Standalone(mux))
 }
 
-/// One server's multiplexed connection, authenticated, on its db, PINGed:
-/// the standalone server or one cluster node.
-pub async fn open_node(host: &str, port: u16, redis: &RedisConnectionInfo, timeout: Duration, on_lost: OnLost) -> Result<Arc<Multiplexed>> {
+/// One server's multiplexed connection, authenticated, on its db, named,
+/// PINGed: the standalone server or one cluster node.
+pub async fn open_node(host: &str, port: u16, redis: &RedisConnectionInfo, name: Option<&str>, timeout: Duration, on_lost: OnLost) -> Result<Arc<Multiplexed>> {
   let mux = Arc::new(Multiplexed::connect(host, port, timeout, on_lost).await?);
-  let mut handshake = Vec::new();
-  if let Some(password) = redis.password() {
-    let mut auth = redis::cmd("AUTH");
-    if let Some(user) = redis.username() {
-      auth.arg(user);
-    }
-    handshake.push(auth.arg(password).clone());
-  }
-  if redis.db() != 0 {
-    handshake.push(redis::cmd("SELECT").arg(redis.db()).clone());
-  }
-  handshake.push(redis::cmd("PING"));
-  let has_auth = redis.password().is_some();
-  let checked = query(&mux, handshake).await.into_iter().enumerate().try_for_each(|(i, outcome)| match outcome {
-    Err(err) if err.code == Code::Redis => {
-      let code = if (has_auth && i == 0) || err.message.starts_with("NOAUTH") { Code::Auth } else { Code::Redis };
-      Err(CacheError::new(code, format!("{host}:{port}: {}", err.message)))
+  let (cmds, auth) = handshake(redis, name);
+  let checked = query(&mux, cmds).await.into_iter().enumerate().try_for_each(|(i, outcome)| match outcome {
+    // Any refusal of AUTH is an authentication failure (as redis-rs has it);
+    // every other reply is classified by its own error code (NOAUTH…).
+    Err(mut err) if err.redis_code.is_some() => {
+      if Some(i) == auth {
+        err.code = Code::Auth;
+      }
+      err.message = format!("{host}:{port}: {}", err.message);
+      Err(err)
     }
     other => other.map(drop),
   });
@@ -178,6 +185,28 @@ pub async fn query(mux: &Multiplexed, cmds: Vec<Cmd>) -> Vec<Outcome> {
   let (tx, rx) = oneshot::channel();
   mux.send(&packed, n, Box::new(move |r| drop(tx.send(r))));
   outcomes(rx.await.unwrap_or_else(|_| Err(CacheError::new(Code::Connection, "the connection was closed"))), n)
+}
+
+/// AUTH, SELECT, CLIENT SETNAME and PING, and where AUTH is among them.
+fn handshake(redis: &RedisConnectionInfo, name: Option<&str>) -> (Vec<Cmd>, Option<usize>) {
+  let mut cmds = Vec::new();
+  let mut auth = None;
+  if let Some(password) = redis.password() {
+    let mut cmd = redis::cmd("AUTH");
+    if let Some(user) = redis.username() {
+      cmd.arg(user);
+    }
+    auth = Some(cmds.len());
+    cmds.push(cmd.arg(password).clone());
+  }
+  if redis.db() != 0 {
+    cmds.push(redis::cmd("SELECT").arg(redis.db()).clone());
+  }
+  if let Some(name) = name {
+    cmds.push(redis::cmd("CLIENT").arg("SETNAME").arg(name).clone());
+  }
+  cmds.push(redis::cmd("PING"));
+  (cmds, auth)
 }
 
 /// A batch's result as one outcome per command: a server error reply
@@ -221,5 +250,6 @@ pub fn describe(target: &Target) -> String {
   match target {
     Target::Standalone(info) => addr_of(info),
     Target::Cluster(nodes) => nodes.iter().map(addr_of).collect::<Vec<_>>().join(","),
+    Target::Sentinel(sentinel) => sentinel.describe(),
   }
 }

@@ -130,11 +130,14 @@ impl Engine {
       cmds,
       Box::new(move |outcomes: Vec<Outcome>| {
         engine.stats.record_latency(started.elapsed(), n);
-        // The server's connection broke: commands fail fast until the JS
-        // face reconnects. A cluster reconnects its nodes itself: one node
-        // down is not the whole cache lost.
+        // A cluster reconnects its nodes itself: one node down is not the
+        // whole cache lost.
         if !engine.is_cluster() {
-          if let Some(Err(err)) = outcomes.iter().find(|o| matches!(o, Err(e) if e.is_connection_lost())) {
+          // The server's connection broke (or, behind sentinels, the server
+          // was demoted to a replica): commands fail fast until the JS face
+          // reconnects, to the master the sentinels name then.
+          let sentinel = engine.opts.is_sentinel();
+          if let Some(Err(err)) = outcomes.iter().find(|o| matches!(o, Err(e) if e.is_connection_lost() || (sentinel && e.code == Code::ReadOnly))) {
             engine.lost(generation, err.clone());
           }
         }

@@ -19,6 +19,7 @@ mod lock;
 mod multiplex;
 mod ops;
 mod options;
+mod sentinel;
 mod stats;
 
 #[global_allocator]
@@ -162,7 +163,9 @@ fn throw(env: &Env, err: &CacheError) -> napi::Error {
   napi::Error::from_status(Status::PendingException)
 }
 
-/// Builds the JS Error for `err`, with its `code`.
+/// Builds the JS Error for `err`, with its `code` (and `redisCode` for a
+/// server's error reply). The one place errors are made on this side; the JS
+/// face makes them its CacheError where they arrive (lib/errors.js).
 unsafe fn create_error(env: sys::napi_env, err: CacheError) -> napi::Result<sys::napi_value> {
   let code = String::to_napi_value(env, err.code.as_str().to_string())?;
   let msg = String::to_napi_value(env, err.message)?;
@@ -173,6 +176,10 @@ unsafe fn create_error(env: sys::napi_env, err: CacheError) -> napi::Result<sys:
     None => sys::napi_create_error,
   };
   napi::check_status!(create(env, code, msg, &mut out))?;
+  if let Some(redis_code) = err.redis_code {
+    let value = String::to_napi_value(env, redis_code)?;
+    napi::check_status!(sys::napi_set_named_property(env, out, c"redisCode".as_ptr(), value))?;
+  }
   Ok(out)
 }
 

@@ -10,6 +10,56 @@ use redis::{ClientTlsConfig, ConnectionAddr, ConnectionInfo, IntoConnectionInfo,
 use serde_json::{Map, Value};
 
 use crate::error::{CacheError, Result};
+use crate::sentinel::{self, Sentinel};
+
+/// Every option of `new CacheModule(options)`, in one place: any other name
+/// is refused. `retryStrategy` stays in JS; `path` and `keepAlive` (and
+/// `tls.servername`) belong to the transport.
+pub const OPTIONS: &[&str] = &[
+  "host",
+  "port",
+  "path",
+  "password",
+  "username",
+  "db",
+  "url",
+  "tls",
+  "keepAlive",
+  "connectionName",
+  "enableCluster",
+  "clusterNodes",
+  "sentinels",
+  "name",
+  "sentinelUsername",
+  "sentinelPassword",
+  "keyPrefix",
+  "defaultTTL",
+  "connectTimeout",
+  "commandTimeout",
+  "retryStrategy",
+];
+const TLS_OPTIONS: &[&str] = &["ca", "cert", "key", "rejectUnauthorized", "servername"];
+const NODE_OPTIONS: &[&str] = &["host", "port"];
+
+/// Options of other Redis clients (ioredis, node-redis) that people bring
+/// along, and what this module does instead.
+const FOREIGN: &[(&str, &str)] = &[
+  ("lazyConnect", "nothing connects before initialize() anyway"),
+  ("enableOfflineQueue", "commands are never queued while disconnected: they fail fast (a get fallback answers)"),
+  ("maxRetriesPerRequest", "commands are never retried: they fail fast while reconnecting"),
+  ("enableAutoPipelining", "commands are always pipelined"),
+  ("enableReadyCheck", "initialize() resolves once the server answers PING"),
+  ("reconnectOnError", "the connection is replaced when it breaks (with sentinels, also on READONLY)"),
+  ("sentinelRetryStrategy", "retryStrategy paces every reconnect, the sentinel lookup included"),
+  ("role", "the master is always the one used"),
+  ("noDelay", "TCP_NODELAY is always on"),
+  ("database", "use db"),
+  ("prefix", "use keyPrefix"),
+  ("socket", "use host, port, path and tls"),
+  ("rootNodes", "use enableCluster and clusterNodes"),
+  ("ttl", "use defaultTTL (seconds)"),
+  ("timeout", "use commandTimeout (ms)"),
+];
 
 /// Where the cache connects.
 // Made once per instance: boxing would buy nothing.
@@ -18,6 +68,8 @@ use crate::error::{CacheError, Result};
 pub enum Target {
   Standalone(ConnectionInfo),
   Cluster(Vec<ConnectionInfo>),
+  /// The master of a Sentinel group, looked up on every connect.
+  Sentinel(Sentinel),
 }
 
 #[derive(Clone)]
@@ -30,6 +82,8 @@ pub struct Options {
   pub command_timeout: Duration,
   /// CA and client certificate for TLS connections (PEM); None: the system's roots.
   pub tls: Option<TlsCertificates>,
+  /// CLIENT SETNAME in the handshake.
+  pub connection_name: Option<String>,
 }
 
 /// The `tls` option: whether to use TLS, and how.
@@ -43,8 +97,13 @@ impl Options {
     matches!(self.target, Target::Cluster(_))
   }
 
+  pub fn is_sentinel(&self) -> bool {
+    matches!(self.target, Target::Sentinel(_))
+  }
+
   /// Parses the constructor options; `env` reads an environment variable
-  /// (REDIS_HOST, REDIS_PORT, REDIS_PASSWORD, REDIS_DB) for absent options.
+  /// (REDIS_URL, REDIS_HOST, REDIS_PORT, REDIS_PASSWORD, REDIS_DB) for what
+  /// the options leave out.
   pub fn parse(json: &str, env: impl Fn(&str) -> Option<String>) -> Result<Options> {
     let value: Value = serde_json::from_str(json).map_err(|e| CacheError::type_error(format!("options must be a plain object ({e})")))?;
     let o = match value {
@@ -52,13 +111,28 @@ impl Options {
       Value::Null => Map::new(),
       _ => return Err(CacheError::type_error("options must be a plain object")),
     };
+    known(&o, OPTIONS, "options")?;
 
-    let password = opt_string(&o, "password")?.or_else(|| env("REDIS_PASSWORD").filter(|p| !p.is_empty()));
+    let password = opt_string(&o, "password")?;
     let username = opt_string(&o, "username")?;
     let enable_cluster = opt_bool(&o, "enableCluster")?.unwrap_or(false);
     let tls = parse_tls(&o)?;
+    let env = |name: &str| env(name).filter(|v| !v.is_empty());
+    // Where the server is named, first match wins: options.url, then host
+    // and port (or path, or sentinels), then REDIS_URL, then REDIS_HOST and
+    // REDIS_PORT. A URL
+    // overrides every REDIS_* variable.
+    let url = match opt_string(&o, "url")? {
+      Some(url) => Some((url, "options.url")),
+      None if !enable_cluster && !["host", "port", "path", "sentinels"].iter().any(|k| present(&o, k).is_some()) => env("REDIS_URL").map(|u| (u, "REDIS_URL")),
+      None => None,
+    };
+    let sentinel_url = url.as_ref().filter(|(u, _)| u.trim_start().to_ascii_lowercase().starts_with(sentinel::SCHEME));
 
     let target = if enable_cluster {
+      if present(&o, "sentinels").is_some() {
+        return Err(CacheError::type_error("options.sentinels and options.enableCluster exclude each other (Sentinel watches a master group, not a cluster)"));
+      }
       let nodes = match o.get("clusterNodes") {
         None | Some(Value::Null) => {
           return Err(CacheError::type_error("options.clusterNodes must list the cluster's seed nodes when options.enableCluster is true"))
@@ -67,25 +141,25 @@ impl Options {
         Some(Value::Array(nodes)) => nodes,
         Some(_) => return Err(CacheError::type_error("options.clusterNodes must be an array of { host, port }")),
       };
+      let password = password.or_else(|| env("REDIS_PASSWORD"));
       let mut infos = Vec::with_capacity(nodes.len());
-      for (i, node) in nodes.iter().enumerate() {
-        let name = format!("clusterNodes[{i}]");
-        let node = node.as_object().ok_or_else(|| CacheError::type_error(format!("options.{name} must be an object {{ host, port }}")))?;
-        let host = host_of(node, &format!("{name}.host"))?.unwrap_or_else(|| "localhost".into());
-        let port = port_of(node, &format!("{name}.port"))?.unwrap_or(6379);
+      for (host, port) in nodes_of(nodes, "clusterNodes", 6379)? {
         infos.push(connection_info(addr(host, port, tls.as_ref()), 0, username.as_deref(), password.as_deref())?);
       }
       Target::Cluster(infos)
-    } else if let Some(url) = opt_string(&o, "url")? {
-      Target::Standalone(parse_url(&url, username.as_deref(), password.as_deref(), tls.as_ref())?)
+    } else if sentinel_url.is_some() || present(&o, "sentinels").is_some() {
+      Target::Sentinel(parse_sentinel(&o, sentinel_url.map(|(u, what)| (u.as_str(), *what)), username.as_deref(), password.as_deref(), tls.as_ref())?)
+    } else if let Some((url, what)) = &url {
+      Target::Standalone(parse_url(url, what, username.as_deref(), password.as_deref(), tls.as_ref())?)
     } else {
+      let password = password.or_else(|| env("REDIS_PASSWORD"));
       let host = match host_of(&o, "host")? {
         Some(h) => h,
-        None => env("REDIS_HOST").filter(|h| !h.is_empty()).unwrap_or_else(|| "localhost".into()),
+        None => env("REDIS_HOST").unwrap_or_else(|| "localhost".into()),
       };
       let port = match port_of(&o, "port")? {
         Some(p) => p,
-        None => match env("REDIS_PORT").filter(|p| !p.is_empty()) {
+        None => match env("REDIS_PORT") {
           Some(p) => p
             .parse::<u16>()
             .ok()
@@ -94,9 +168,9 @@ impl Options {
           None => 6379,
         },
       };
-      let db = match opt_integer(&o, "db", 0, i64::from(i32::MAX))? {
+      let db = match opt_db(&o)? {
         Some(db) => db,
-        None => match env("REDIS_DB").filter(|d| !d.is_empty()) {
+        None => match env("REDIS_DB") {
           Some(d) => {
             d.parse::<i64>().ok().filter(|d| *d >= 0).ok_or_else(|| CacheError::range_error(format!("REDIS_DB must be a database number, got {d:?}")))?
           }
@@ -105,11 +179,25 @@ impl Options {
       };
       Target::Standalone(connection_info(addr(host, port, tls.as_ref()), db, username.as_deref(), password.as_deref())?)
     };
+    if !matches!(target, Target::Sentinel(_)) {
+      for name in ["name", "sentinelUsername", "sentinelPassword"] {
+        if present(&o, name).is_some() {
+          return Err(CacheError::type_error(format!("options.{name} is a Sentinel option: it needs options.sentinels (or a redis+sentinel:// url)")));
+        }
+      }
+    }
 
     let key_prefix = opt_string(&o, "keyPrefix")?.unwrap_or_else(|| "fluxor:".into());
     let default_ttl = opt_seconds(&o, "defaultTTL")?.unwrap_or(3600.0);
     let connect_timeout = opt_millis(&o, "connectTimeout")?.unwrap_or(5000);
     let command_timeout = opt_millis(&o, "commandTimeout")?.unwrap_or(5000);
+    let connection_name = opt_string(&o, "connectionName")?;
+    if let Some(name) = &connection_name {
+      // What CLIENT SETNAME accepts.
+      if name.is_empty() || !name.chars().all(|c| ('!'..='~').contains(&c)) {
+        return Err(CacheError::range_error(format!("options.connectionName must be printable ASCII without spaces, got {name:?}")));
+      }
+    }
 
     Ok(Options {
       target,
@@ -118,7 +206,90 @@ impl Options {
       connect_timeout: Duration::from_millis(connect_timeout),
       command_timeout: Duration::from_millis(command_timeout),
       tls: tls.and_then(|t| t.certs),
+      connection_name,
     })
+  }
+}
+
+/// Refuses option names that are not in `names`, naming the nearest one.
+fn known(o: &Map<String, Value>, names: &[&str], path: &str) -> Result<()> {
+  for key in o.keys() {
+    if names.contains(&key.as_str()) {
+      continue;
+    }
+    if let Some((_, instead)) = FOREIGN.iter().find(|(name, _)| name == key) {
+      return Err(CacheError::type_error(format!("{path}.{key} is not an option of this module (it is another Redis client's): {instead}")));
+    }
+    let lower = key.to_lowercase();
+    let nearest =
+      names.iter().map(|n| (strsim::damerau_levenshtein(&lower, &n.to_lowercase()), n)).filter(|(d, n)| *d <= 2.min(n.len() / 3)).min_by_key(|(d, _)| *d);
+    return Err(CacheError::type_error(match nearest {
+      Some((_, n)) => format!("{path}.{key} is not an option: did you mean {n}?"),
+      None => format!("{path}.{key} is not an option (the options are {})", names.join(", ")),
+    }));
+  }
+  Ok(())
+}
+
+/// `[{ host, port }]` (at least one, checked by the caller) as host and port.
+fn nodes_of(nodes: &[Value], name: &str, default_port: u16) -> Result<Vec<(String, u16)>> {
+  let mut out = Vec::with_capacity(nodes.len());
+  for (i, node) in nodes.iter().enumerate() {
+    let path = format!("{name}[{i}]");
+    let node = node.as_object().ok_or_else(|| CacheError::type_error(format!("options.{path} must be an object {{ host, port }}")))?;
+    known(node, NODE_OPTIONS, &format!("options.{path}"))?;
+    let host = host_of(node, &format!("{path}.host"))?.unwrap_or_else(|| "localhost".into());
+    let port = port_of(node, &format!("{path}.port"))?.unwrap_or(default_port);
+    out.push((host, port));
+  }
+  Ok(out)
+}
+
+/// `sentinels`, `name`, `sentinelUsername`, `sentinelPassword` (and `db`),
+/// or a redis+sentinel:// URL, whose host list and name win.
+fn parse_sentinel(o: &Map<String, Value>, url: Option<(&str, &str)>, username: Option<&str>, password: Option<&str>, tls: Option<&Tls>) -> Result<Sentinel> {
+  let sentinel_username = opt_string(o, "sentinelUsername")?;
+  let sentinel_password = opt_string(o, "sentinelPassword")?;
+  let mut db = opt_db(o)?;
+  let (mut username, mut password) = (username.map(String::from), password.map(String::from));
+  let (nodes, name) = match url {
+    Some((url, what)) => {
+      let u = sentinel::parse_url(url.trim()).map_err(|why| CacheError::type_error(format!("{what} ({}) is not a Sentinel URL: {why}", redact(url))))?;
+      // Credentials in the URL win; the options fill in what it leaves out.
+      username = u.username.or(username);
+      password = u.password.or(password);
+      db = u.db.or(db);
+      (u.sentinels, u.name)
+    }
+    None => {
+      let nodes = match o.get("sentinels") {
+        Some(Value::Array(nodes)) if nodes.is_empty() => return Err(CacheError::range_error("options.sentinels must name at least one sentinel")),
+        Some(Value::Array(nodes)) => nodes_of(nodes, "sentinels", 26379)?,
+        _ => return Err(CacheError::type_error("options.sentinels must be an array of { host, port }")),
+      };
+      let name = match present(o, "name") {
+        Some(Value::String(name)) if !name.is_empty() => name.clone(),
+        None => return Err(CacheError::type_error("options.name must name the master group (sentinel monitor <name> …) when options.sentinels is given")),
+        Some(_) => return Err(CacheError::type_error("options.name must be a non-empty string (the master group's name)")),
+      };
+      (nodes, name)
+    }
+  };
+  let sentinels = nodes
+    .into_iter()
+    .map(|(host, port)| connection_info(ConnectionAddr::Tcp(host, port), 0, sentinel_username.as_deref(), sentinel_password.as_deref()))
+    .collect::<Result<Vec<_>>>()?;
+  let master = connection_info(addr(String::new(), 0, tls), db.unwrap_or(0), username.as_deref(), password.as_deref())?;
+  Ok(Sentinel::new(name, sentinels, master))
+}
+
+/// `url` with any userinfo (`user:password@`) hidden, for messages.
+pub fn redact(url: &str) -> String {
+  let start = url.find("://").map_or(0, |i| i + 3);
+  let end = url[start..].find(['/', '?', '#']).map_or(url.len(), |i| start + i);
+  match url[start..end].rfind('@') {
+    Some(at) => format!("{}***{}", &url[..start], &url[start + at..]),
+    None => url.to_string(),
   }
 }
 
@@ -157,6 +328,7 @@ fn parse_tls(o: &Map<String, Value>) -> Result<Option<Tls>> {
     Some(Value::Object(t)) => t,
     Some(_) => return Err(CacheError::type_error("options.tls must be a boolean or an object { ca, cert, key, rejectUnauthorized }")),
   };
+  known(t, TLS_OPTIONS, "options.tls")?;
   let pem = |name: &str| -> Result<Option<Vec<u8>>> {
     match present(t, name) {
       None => Ok(None),
@@ -191,16 +363,31 @@ fn connection_info(addr: ConnectionAddr, db: i64, username: Option<&str>, passwo
   Ok(info.set_redis_settings(redis))
 }
 
-fn parse_url(url: &str, username: Option<&str>, password: Option<&str>, tls: Option<&Tls>) -> Result<ConnectionInfo> {
-  if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
-    return Err(CacheError::type_error(format!("options.url must start with redis:// or rediss://, got {url:?}")));
+/// A redis:// or rediss:// URL (`what` names where it came from); `?db=`
+/// wins over the path's db. Messages never echo the URL's userinfo.
+fn parse_url(url: &str, what: &str, username: Option<&str>, password: Option<&str>, tls: Option<&Tls>) -> Result<ConnectionInfo> {
+  let bad = |why: String| CacheError::type_error(format!("{what} ({}) {why}", redact(url)));
+  let trimmed = url.trim();
+  let scheme = trimmed.split("://").next().unwrap_or_default().to_ascii_lowercase();
+  if !(scheme == "redis" || scheme == "rediss") || !trimmed.contains("://") {
+    return Err(bad("must start with redis://, rediss:// or redis+sentinel://".into()));
   }
-  let mut info = url.into_connection_info().map_err(|e| CacheError::type_error(format!("options.url is not a valid Redis URL: {e}")))?;
+  let mut info = trimmed.into_connection_info().map_err(|e| bad(format!("is not a valid Redis URL: {e}")))?;
+  let parsed = url::Url::parse(trimmed).map_err(|e| bad(format!("is not a valid URL: {e}")))?;
+  for (key, value) in parsed.query_pairs() {
+    match &*key {
+      "db" => {
+        let db = value.parse::<i64>().ok().filter(|d| *d >= 0).ok_or_else(|| bad(format!("has db={value:?}, not a database number")))?;
+        info = info.clone().set_redis_settings(info.redis_settings().clone().set_db(db));
+      }
+      other => return Err(bad(format!("has an unknown query parameter {other:?} (only db is read)"))),
+    }
+  }
   // The tls option applies to a redis:// URL too, and sets rejectUnauthorized.
   if let Some(t) = tls {
     let (host, port) = match info.addr() {
       ConnectionAddr::Tcp(h, p) | ConnectionAddr::TcpTls { host: h, port: p, .. } => (h.clone(), *p),
-      other => return Err(CacheError::type_error(format!("options.url: unsupported address {other}"))),
+      other => return Err(bad(format!("names an unsupported address {other}"))),
     };
     info = info.set_addr(addr(host, port, Some(t)));
   }
@@ -217,6 +404,10 @@ fn parse_url(url: &str, username: Option<&str>, password: Option<&str>, tls: Opt
     }
   }
   Ok(info.set_redis_settings(redis))
+}
+
+fn opt_db(o: &Map<String, Value>) -> Result<Option<i64>> {
+  opt_integer(o, "db", 0, i64::from(i32::MAX))
 }
 
 fn present<'a>(o: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
@@ -316,7 +507,7 @@ mod tests {
   fn standalone(o: &Options) -> &ConnectionInfo {
     match &o.target {
       Target::Standalone(info) => info,
-      Target::Cluster(_) => panic!("expected standalone"),
+      _ => panic!("expected standalone"),
     }
   }
 
@@ -394,7 +585,7 @@ mod tests {
         let addrs: Vec<_> = nodes.iter().map(addr_of).collect();
         assert_eq!(addrs, ["127.0.0.1:7000", "127.0.0.1:7001"]);
       }
-      Target::Standalone(_) => panic!("expected cluster"),
+      _ => panic!("expected cluster"),
     }
   }
 
@@ -410,6 +601,141 @@ mod tests {
     for bad in [r#"{"tls":"yes"}"#, r#"{"tls":{"ca":5}}"#, r#"{"tls":{"cert":"C"}}"#, r#"{"tls":{"rejectUnauthorized":"no"}}"#] {
       let err = Options::parse(bad, no_env).err().unwrap();
       assert!(err.message.contains("options.tls"), "{bad}: {}", err.message);
+    }
+  }
+
+  #[test]
+  fn unknown_options_are_refused_by_name() {
+    let message = |json: &str| {
+      let err = Options::parse(json, no_env).err().unwrap_or_else(|| panic!("{json} should fail"));
+      assert_eq!((err.code, err.arg), (Code::InvalidArg, Some(ArgKind::Type)), "{json}");
+      err.message
+    };
+    assert_eq!(message(r#"{"keyprefix":"x"}"#), "options.keyprefix is not an option: did you mean keyPrefix?");
+    assert_eq!(message(r#"{"comandTimeout":1}"#), "options.comandTimeout is not an option: did you mean commandTimeout?");
+    assert!(
+      message(r#"{"lazyConnect":true}"#).starts_with("options.lazyConnect is not an option of this module (it is another Redis client's): nothing connects")
+    );
+    assert!(message(r#"{"colour":1}"#).contains("options.colour is not an option (the options are host, port,"));
+    assert!(message(r#"{"tls":{"servrname":"x"}}"#).contains("options.tls.servrname is not an option: did you mean servername?"));
+    assert!(
+      message(r#"{"enableCluster":true,"clusterNodes":[{"host":"a","prot":1}]}"#).contains("options.clusterNodes[0].prot is not an option: did you mean port?")
+    );
+    // The transport's options are known (their transport is another file's).
+    Options::parse(r#"{"keepAlive":1000,"path":"/tmp/redis.sock","tls":{"servername":"x"}}"#, no_env).unwrap();
+  }
+
+  #[test]
+  fn where_the_server_is_named() {
+    let env = |k: &str| match k {
+      "REDIS_URL" => Some("redis://:envpw@10.0.0.1:7001/5".to_string()),
+      "REDIS_HOST" => Some("10.0.0.2".to_string()),
+      "REDIS_PASSWORD" => Some("pw".to_string()),
+      "REDIS_DB" => Some("3".to_string()),
+      _ => None,
+    };
+    // No host, port or url: REDIS_URL, over every other REDIS_* variable.
+    let o = Options::parse("{}", env).unwrap();
+    assert_eq!((addr_of(standalone(&o)), standalone(&o).redis_settings().db()), ("10.0.0.1:7001".into(), 5));
+    assert_eq!(standalone(&o).redis_settings().password(), Some("envpw"));
+    // host or port: REDIS_URL is not read; the other variables fill in.
+    let o = Options::parse(r#"{"port":7002}"#, env).unwrap();
+    assert_eq!((addr_of(standalone(&o)), standalone(&o).redis_settings().password()), ("10.0.0.2:7002".into(), Some("pw")));
+    // options.url: no REDIS_* variable applies, REDIS_PASSWORD included.
+    let o = Options::parse(r#"{"url":"redis://127.0.0.1:7003"}"#, env).unwrap();
+    let info = standalone(&o);
+    assert_eq!((addr_of(info), info.redis_settings().password(), info.redis_settings().db()), ("127.0.0.1:7003".into(), None, 0));
+    // The password option still fills in for a URL without one.
+    let o = Options::parse(r#"{"url":"redis://127.0.0.1:7003","password":"opt"}"#, env).unwrap();
+    assert_eq!(standalone(&o).redis_settings().password(), Some("opt"));
+  }
+
+  #[test]
+  fn url_forms() {
+    let db = |url: &str| standalone(&Options::parse(&format!(r#"{{"url":"{url}"}}"#), no_env).unwrap()).redis_settings().db();
+    assert_eq!(db("redis://h:1?db=3"), 3);
+    assert_eq!(db("redis://h:1/2?db=4"), 4);
+    assert_eq!(db(" Redis://h:1/6 "), 6);
+    for bad in ["redis://h?db=x", "redis://h?protocol=resp3", "http://:pw@h", "h:1"] {
+      let err = Options::parse(&format!(r#"{{"url":"{bad}"}}"#), no_env).err().unwrap_or_else(|| panic!("{bad} should fail"));
+      assert!(err.message.starts_with("options.url"), "{bad}: {}", err.message);
+    }
+  }
+
+  #[test]
+  fn secrets_never_in_messages() {
+    for url in [
+      "Redis://:s3cret@h:1/x",
+      "redis+tls://u:s3cret@h",
+      " redis://:s3cret@h:1/x",
+      "http://u:s3cret@h/",
+      ":s3cret@h",
+      "redis://:s3cret@h?db=x",
+      "redis+sentinel://:s3cret@h",
+    ] {
+      let json = serde_json::json!({ "url": url }).to_string();
+      let err = Options::parse(&json, no_env).err().unwrap_or_else(|| panic!("{url} should fail"));
+      assert!(!err.message.contains("s3cret"), "{url}: {}", err.message);
+      assert!(err.message.contains("***"), "{url}: {}", err.message);
+    }
+    let env = |k: &str| (k == "REDIS_URL").then(|| "rediss+x://:s3cret@h".to_string());
+    let err = Options::parse("{}", env).err().unwrap();
+    assert!(err.message.starts_with("REDIS_URL") && !err.message.contains("s3cret"), "{}", err.message);
+    assert_eq!(redact("redis://user:pw@h:1/0?x=a@b"), "redis://***@h:1/0?x=a@b");
+    assert_eq!(redact("redis://h:1/0"), "redis://h:1/0");
+  }
+
+  fn sentinel_of(o: &Options) -> &Sentinel {
+    match &o.target {
+      Target::Sentinel(s) => s,
+      _ => panic!("expected sentinel"),
+    }
+  }
+
+  #[test]
+  fn sentinel_options() {
+    let o = Options::parse(
+      r#"{"sentinels":[{"host":"127.0.0.1","port":26379},{"host":"s2"}],"name":"mymaster","password":"m","sentinelPassword":"s","db":2,"tls":true}"#,
+      no_env,
+    )
+    .unwrap();
+    let s = sentinel_of(&o);
+    assert_eq!(s.name, "mymaster");
+    assert_eq!(s.sentinels.iter().map(addr_of).collect::<Vec<_>>(), ["127.0.0.1:26379", "s2:26379"]);
+    assert_eq!(s.sentinels[0].redis_settings().password(), Some("s"));
+    assert_eq!((s.master.redis_settings().password(), s.master.redis_settings().db()), (Some("m"), 2));
+    assert!(matches!(s.master.addr(), ConnectionAddr::TcpTls { .. }));
+    let o = Options::parse(r#"{"url":"redis+sentinel://:pw@127.0.0.1:1,127.0.0.1:2/grp/3"}"#, no_env).unwrap();
+    let s = sentinel_of(&o);
+    assert_eq!((s.name.as_str(), s.sentinels.len(), s.master.redis_settings().db()), ("grp", 2, 3));
+    assert_eq!((s.master.redis_settings().password(), s.sentinels[0].redis_settings().password()), (Some("pw"), None));
+    let env = |k: &str| (k == "REDIS_URL").then(|| "redis+sentinel://h/g".to_string());
+    assert_eq!(sentinel_of(&Options::parse("{}", env).unwrap()).name, "g");
+  }
+
+  #[test]
+  fn bad_sentinel_options() {
+    let cases = [
+      (r#"{"sentinels":[],"name":"m"}"#, ArgKind::Range, "options.sentinels must name at least one"),
+      (r#"{"sentinels":{"host":"h"},"name":"m"}"#, ArgKind::Type, "options.sentinels must be an array"),
+      (r#"{"sentinels":[{"host":"h"}]}"#, ArgKind::Type, "options.name must name the master group"),
+      (r#"{"sentinels":[{"host":"h"}],"name":""}"#, ArgKind::Type, "options.name must be a non-empty string"),
+      (r#"{"sentinels":[{"host":"h","port":0}],"name":"m"}"#, ArgKind::Range, "options.sentinels[0].port"),
+      (r#"{"sentinels":["h:1"],"name":"m"}"#, ArgKind::Type, "options.sentinels[0] must be an object"),
+      (r#"{"name":"m"}"#, ArgKind::Type, "options.name is a Sentinel option"),
+      (r#"{"sentinelPassword":"x"}"#, ArgKind::Type, "options.sentinelPassword is a Sentinel option"),
+      (r#"{"sentinels":[{"host":"h"}],"name":"m","sentinelPassword":5}"#, ArgKind::Type, "options.sentinelPassword must be a string"),
+      (r#"{"sentinels":[{"host":"h"}],"name":"m","enableCluster":true,"clusterNodes":[{"host":"h"}]}"#, ArgKind::Type, "exclude each other"),
+      (r#"{"url":"redis+sentinel://h"}"#, ArgKind::Type, "must name the master group"),
+      (r#"{"connectionName":"a b"}"#, ArgKind::Range, "options.connectionName"),
+      (r#"{"connectionName":5}"#, ArgKind::Type, "options.connectionName must be a string"),
+      (r#"{"sentinels":[{"host":"h"}],"name":"m","sentinelUsername":[]}"#, ArgKind::Type, "options.sentinelUsername must be a string"),
+      (r#"{"sentinels":[{"host":"h"}],"name":7}"#, ArgKind::Type, "options.name must be a non-empty string"),
+    ];
+    for (json, kind, text) in cases {
+      let err = Options::parse(json, no_env).err().unwrap_or_else(|| panic!("{json} should fail"));
+      assert_eq!(err.arg, Some(kind), "{json}: {}", err.message);
+      assert!(err.message.contains(text), "{json}: {}", err.message);
     }
   }
 

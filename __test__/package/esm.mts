@@ -1,7 +1,7 @@
 // An ES module (.mts): default and named imports give the same class, and
 // the option, result and error types are importable by name.
 
-import CacheModule, { CacheModule as Named } from '@fluxor/cache-module';
+import CacheModule, { CacheModule as Named, CacheError, isCacheError } from '@fluxor/cache-module';
 import type { CacheOptions, ErrorCode, Lock, Stats } from '@fluxor/cache-module';
 
 const options: CacheOptions = { host: '127.0.0.1', port: 6379, defaultTTL: 60 };
@@ -14,5 +14,10 @@ export async function run(): Promise<[Stats, Lock, ErrorCode]> {
   const n: number = value.n;
   void n;
   const lock = await same.withLock('job', (held) => held, { ttl: 1 });
+  try {
+    await cache.get('k');
+  } catch (err) {
+    if (isCacheError(err) && err instanceof CacheError) return Promise.reject(err.code);
+  }
   return [await cache.getStats(), lock, 'ERR_AUTH'];
 }

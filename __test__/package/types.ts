@@ -55,7 +55,19 @@ const everyOption: CacheModule.CacheOptions = {
   connectTimeout: 5000,
   commandTimeout: 5000,
   retryStrategy: (times) => (times > 20 ? null : Math.min(times * 50, 2000)),
+  connectionName: 'app-1',
 };
+const viaSentinel: CacheModule.CacheOptions = {
+  sentinels: [{ host: '127.0.0.1', port: 26379 }, { host: 'sentinel-2' }],
+  name: 'mymaster',
+  sentinelUsername: 'sentinel-user',
+  sentinelPassword: 'sentinel-secret',
+  password: 'master-secret',
+};
+new CacheModule(viaSentinel);
+new CacheModule({ url: 'redis+sentinel://:pw@127.0.0.1:26379,127.0.0.1:26380/mymaster/0' });
+// @ts-expect-error sentinels are objects, not "host:port" strings
+new CacheModule({ sentinels: ['127.0.0.1:26379'], name: 'mymaster' });
 
 new CacheModule();
 new CacheModule({});
@@ -312,6 +324,10 @@ export async function everything(): Promise<void> {
     | 'ERR_CONNECTION'
     | 'ERR_TIMEOUT'
     | 'ERR_AUTH'
+    | 'ERR_NOPERM'
+    | 'ERR_OOM'
+    | 'ERR_READONLY'
+    | 'ERR_UNAVAILABLE'
     | 'ERR_LOCK_NOT_ACQUIRED'
     | 'ERR_UNKNOWN_PATTERN'
     | 'ERR_UNKNOWN_STRATEGY'
@@ -325,7 +341,17 @@ export async function everything(): Promise<void> {
     if (code === 'ERR_LOCK_NOT_ACQUIRED') void code;
     // @ts-expect-error not one of the module's codes
     if (code === 'ERR_LOCKED') void code;
+    if (CacheModule.isCacheError(err)) {
+      exact<typeof err.code, CacheModule.ErrorCode>(true);
+      const redisCode: string | undefined = err.redisCode;
+      const cause: unknown = err.cause;
+      void [redisCode, cause];
+    }
+    if (err instanceof CacheModule.CacheError) void err.code;
   }
+  const made = new CacheModule.CacheError('ERR_REDIS', 'text', { redisCode: 'WRONGTYPE' });
+  const isError: Error = made;
+  void isError;
 
   // ---- disconnect ---------------------------------------------------------
   const closed = await cache.disconnect();
