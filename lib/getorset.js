@@ -24,6 +24,8 @@ class GetOrSet {
   #run;
   #awaitFill;
   #engine;
+  #subscribed = false;
+  #defaults = null;
   /** key -> the promise every concurrent caller in this process shares. */
   #flights = new Map();
   stats = { factoryRuns: 0, staleServed: 0, coalesced: 0 };
@@ -41,7 +43,8 @@ class GetOrSet {
     try {
       k = toKey(key);
       if (typeof factory !== 'function') throw typeError(`factory must be a function, got ${describe(factory)}`);
-      o = getOrSetOptions(options, this.#engine);
+      // The options without any given are the same every time.
+      o = options === undefined ? (this.#defaults ??= getOrSetOptions(undefined, this.#engine)) : getOrSetOptions(options, this.#engine);
     } catch (err) {
       return Promise.reject(err);
     }
@@ -110,6 +113,12 @@ class GetOrSet {
    */
   async #flight(key, factory, o, stale, background) {
     const token = randomBytes(16).toString('hex');
+    if (!this.#subscribed) {
+      // The first miss opens the wake-up subscription, so it is there by the
+      // time this instance waits on another's factory.
+      this.#subscribed = true;
+      this.#awaitFill(key, 1);
+    }
     const minPttl = background ? o.refreshAt : o.graceMs;
     const started = Date.now();
     const deadline = started + o.lockTimeout;

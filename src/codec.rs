@@ -51,7 +51,7 @@ impl Codec {
   /// The getOrSet lease of a stored key (getorset.rs): in the key's slot.
   pub fn lease_key(&self, stored: &[u8]) -> Vec<u8> {
     let user = &stored[self.prefix.len().min(stored.len())..];
-    let mut out = self.join("lease:{", crate::getorset::slot_tag(stored));
+    let mut out = self.join("lease:{", &crate::getorset::slot_tag(stored));
     out.push(b'}');
     out.extend_from_slice(user);
     out

@@ -28,10 +28,8 @@
 //!   gos_release key token extendMs          -> released?
 //!   gos_extend key token leaseMs            -> still held?
 
-use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
-use redis::cluster_routing::Slot;
 use redis::{Cmd, Value};
 
 use crate::codec::{parse_ms, Codec};
@@ -210,30 +208,62 @@ pub async fn cancel_leases(engine: &Arc<Engine>) -> Result<()> {
 
 /// A short string whose cluster slot is `key`'s: as a hash tag it puts a
 /// name in the same slot as `key`, whatever braces `key` holds.
-pub fn slot_tag(key: &[u8]) -> &'static str {
-  static TAGS: OnceLock<HashMap<Slot, String>> = OnceLock::new();
-  let tags = TAGS.get_or_init(|| {
-    // Strings of up to three letters and digits reach every one of the
-    // 16384 slots (checked by a test).
-    const ALPHABET: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
-    let mut tags = HashMap::with_capacity(16384);
-    let mut name = Vec::with_capacity(3);
-    'out: for len in 1..=3u32 {
-      for mut i in 0..ALPHABET.len().pow(len) {
-        name.clear();
-        for _ in 0..len {
-          name.push(ALPHABET[i % ALPHABET.len()]);
-          i /= ALPHABET.len();
-        }
-        tags.entry(Slot::for_key(&name)).or_insert_with(|| String::from_utf8(name.clone()).expect("ASCII"));
-        if tags.len() == 16384 {
-          break 'out;
+pub fn slot_tag(key: &[u8]) -> String {
+  // For each slot, the number of the first candidate that hashes to it.
+  // Strings of up to three letters and digits reach all 16384 slots (a test
+  // checks); the table takes about a millisecond, once per process.
+  static FIRST: OnceLock<Vec<u32>> = OnceLock::new();
+  let first = FIRST.get_or_init(|| {
+    let mut first = vec![u32::MAX; SLOTS];
+    let mut left = SLOTS;
+    for n in 0..CANDIDATES {
+      let (name, len) = candidate(n);
+      let slot = slot_of(&name[..len]);
+      if first[slot] == u32::MAX {
+        first[slot] = n;
+        left -= 1;
+        if left == 0 {
+          break;
         }
       }
     }
-    tags
+    first
   });
-  tags.get(&Slot::for_key(key)).map(String::as_str).expect("every slot has a tag")
+  let n = first[slot_of(key)];
+  debug_assert!(n != u32::MAX, "every slot has a tag");
+  let (name, len) = candidate(n);
+  String::from_utf8(name[..len].to_vec()).expect("ASCII")
+}
+
+const SLOTS: usize = 16384;
+const ALPHABET: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
+const CANDIDATES: u32 = 62 + 62 * 62 + 62 * 62 * 62;
+
+/// Candidate `n`: the strings of one, then two, then three letters and
+/// digits, in a buffer, with its length.
+fn candidate(mut n: u32) -> ([u8; 3], usize) {
+  let mut len = 1;
+  let mut count = 62;
+  while n >= count {
+    n -= count;
+    len += 1;
+    count *= 62;
+  }
+  let mut out = [0; 3];
+  for c in &mut out[..len] {
+    *c = ALPHABET[(n % 62) as usize];
+    n /= 62;
+  }
+  (out, len)
+}
+
+/// Redis Cluster's slot of a key: CRC16 of its hash tag (or of the whole key).
+fn slot_of(key: &[u8]) -> usize {
+  let tagged = key.iter().position(|b| *b == b'{').and_then(|open| {
+    let close = key[open + 1..].iter().position(|b| *b == b'}')?;
+    (close > 0).then(|| &key[open + 1..open + 1 + close])
+  });
+  usize::from(crc16::State::<crc16::XMODEM>::calculate(tagged.unwrap_or(key))) % SLOTS
 }
 
 fn eval(script: &str, keys: &[&[u8]]) -> Cmd {
@@ -263,6 +293,7 @@ fn int(v: &Value) -> i64 {
 #[cfg(test)]
 mod tests {
   use super::*;
+  use redis::cluster_routing::Slot;
 
   #[test]
   fn a_lease_shares_its_keys_slot_whatever_the_braces() {
@@ -284,6 +315,7 @@ mod tests {
     for i in 0..200_000u32 {
       let key = i.to_string();
       let slot = Slot::for_key(slot_tag(key.as_bytes()));
+      assert!(slot_tag(key.as_bytes()).len() <= 3);
       assert_eq!(slot, Slot::for_key(&key));
       seen.insert(slot);
     }
