@@ -19,6 +19,12 @@ const WAIT_MAX_MS = 200;
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
 const raw = (reply) => reply;
+const MISS = Symbol('miss');
+/** A get's reply: the value, or MISS (a stored null reads as a miss, as for get). */
+const valueOrMiss = (text) => {
+  const value = decode(text);
+  return value === null ? MISS : value;
+};
 
 class GetOrSet {
   #run;
@@ -51,24 +57,28 @@ class GetOrSet {
     return this.#call(k, factory, o);
   }
 
-  async #call(key, factory, o) {
-    let stale;
-    if (!o.forceFresh) {
-      let found;
-      try {
-        found = await this.#read(key, o);
-      } catch (err) {
-        if (err.code === 'ERR_INVALID_ARG') throw err;
-        return this.#uncached(key, factory, o, undefined); // Redis unreachable
-      }
-      if (found !== undefined) {
-        if (found.fresh) {
-          if (found.due) this.#refresh(key, factory, o, found.value);
-          return found.value;
-        }
-        stale = { value: found.value };
-      }
+  /** A hit costs what a get costs: one operation, one promise more. */
+  #call(key, factory, o) {
+    if (o.forceFresh) return this.#miss(key, factory, o, undefined);
+    const onError = (err) => {
+      if (err.code === 'ERR_INVALID_ARG') throw err;
+      return this.#uncached(key, factory, o, undefined); // Redis unreachable
+    };
+    if (o.graceMs === 0 && o.refreshAt === undefined) {
+      return this.#run(valueOrMiss, ['get', key]).then((value) => (value === MISS ? this.#miss(key, factory, o, undefined) : value), onError);
     }
+    return this.#run(raw, ['gos_read', key]).then(([text, pttlText]) => {
+      const value = decode(text);
+      if (value === null) return this.#miss(key, factory, o, undefined);
+      const pttl = Number(pttlText);
+      if (pttl !== -1 && pttl < o.graceMs) return this.#miss(key, factory, o, { value });
+      if (pttl !== -1 && o.refreshAt !== undefined && pttl < o.refreshAt) this.#refresh(key, factory, o, value);
+      return value;
+    }, onError);
+  }
+
+  /** A miss or a stale value: joins this process's run for `key`, or starts one. */
+  #miss(key, factory, o, stale) {
     const current = this.#flights.get(key);
     if (current !== undefined) {
       this.stats.coalesced++;
@@ -85,20 +95,6 @@ class GetOrSet {
     };
     promise.then(done, done);
     return promise;
-  }
-
-  /** The stored value: undefined on a miss, else { value, fresh, due }. */
-  async #read(key, o) {
-    if (o.graceMs === 0 && o.refreshAt === undefined) {
-      const value = await this.#run(decode, ['get', key]);
-      return value === null ? undefined : { value, fresh: true, due: false };
-    }
-    const [text, pttlText] = await this.#run(raw, ['gos_read', key]);
-    const value = decode(text);
-    if (value === null) return undefined;
-    const pttl = Number(pttlText);
-    const fresh = pttl === -1 || pttl >= o.graceMs;
-    return { value, fresh, due: fresh && pttl !== -1 && o.refreshAt !== undefined && pttl < o.refreshAt };
   }
 
   /** A refresh-ahead run in the background; the caller already has its value. */
