@@ -434,6 +434,25 @@ test('cluster mode: single flight, braces in keys, writes during a factory win, 
     }), 'late');
     assert.equal(await router.cmd('GET', `gc:${key}`), null);
   }
+  // Across instances: the second waits for the first's run (woken through any node's PUBLISH).
+  const c2 = new CacheModule({ enableCluster: true, clusterNodes: cluster.seeds, keyPrefix: 'gc:' });
+  await c2.initialize();
+  t.after(() => c2.disconnect());
+  let runs = 0;
+  const g = gate();
+  const first = c.getOrSet('across', async () => {
+    runs++;
+    await g.opened;
+    return 'one';
+  });
+  await eventually(() => runs === 1, 'the first instance runs the factory');
+  const second = c2.getOrSet('across', () => {
+    runs++;
+    return 'two';
+  }, { lockTimeout: 30000 });
+  g.open();
+  assert.deepEqual(await Promise.all([first, second]), ['one', 'one']);
+  assert.equal(runs, 1);
 });
 
 test('stats: factoryRuns, staleServed and coalesced start at 0 on a new instance', async (t) => {
