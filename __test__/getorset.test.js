@@ -399,6 +399,28 @@ test('a paused server (CLIENT PAUSE, SIGSTOP): no hang, the factory answers afte
   }
 });
 
+test('password changed under the instance, or no permission for scripts: the factory still answers', async (t) => {
+  const s = await startRedis({ args: ['--requirepass', 'pw1'] });
+  t.after(() => s.stop());
+  const c = new CacheModule({ host: '127.0.0.1', port: s.port, password: 'pw1', keyPrefix: PREFIX, retryStrategy: () => 50 });
+  c.on('error', () => {});
+  await c.initialize();
+  assert.equal(await c.getOrSet('pw:1', () => 'stored'), 'stored');
+  const r = await s.raw();
+  t.after(() => r.close());
+  await r.cmd('AUTH', 'pw1');
+  await r.cmd('CONFIG', 'SET', 'requirepass', 'pw2');
+  await r.cmd('CLIENT', 'KILL', 'TYPE', 'normal', 'SKIPME', 'yes');
+  assert.equal(await c.getOrSet('pw:2', () => 'from the factory'), 'from the factory');
+  await c.disconnect();
+  // A user who may GET but not run scripts: the lease fails, the factory answers.
+  await r.cmd('ACL', 'SETUSER', 'reader', 'on', '>readpw', '~*', '+get', '+ping', '+publish', '+subscribe');
+  const reader = new CacheModule({ host: '127.0.0.1', port: s.port, username: 'reader', password: 'readpw', keyPrefix: PREFIX });
+  await reader.initialize();
+  t.after(() => reader.disconnect());
+  assert.equal(await reader.getOrSet('pw:3', () => 'no scripts'), 'no scripts');
+});
+
 test('cluster mode: single flight, braces in keys, writes during a factory win, invalidation cancels', async (t) => {
   const cluster = await startCluster({ masters: 3, replicasPerMaster: 0 });
   t.after(() => cluster.stop());
