@@ -169,9 +169,13 @@ test('a set, del or invalidate that lands while the factory runs wins over its r
   const other = new CacheModule({ host: '127.0.0.1', port: server.port, keyPrefix: PREFIX });
   await other.initialize();
   t.after(() => other.disconnect());
+  const written = '"written meanwhile"';
   const cases = {
     set: async (key) => other.set(key, 'written meanwhile'),
     mset: async (key) => other.mset({ [key]: 'written meanwhile' }),
+    'set of the same value': async (key) => other.set(key, 'old'),
+    'another client SET': async (key) => raw.cmd('SET', `${PREFIX}${key}`, written),
+    expire: async (key) => other.expire(key, 500),
     del: async (key) => other.del(key),
     'invalidate pattern': async (key) => other.invalidate('pattern', `${key}*`),
     'invalidate cascade': async (key) => other.invalidate('cascade', key),
@@ -191,14 +195,32 @@ test('a set, del or invalidate that lands while the factory runs wins over its r
       }, opts);
       assert.equal(value, 'factory result', `${name}: the caller still gets the factory's value`);
       const stored = await raw.cmd('GET', `${PREFIX}${key}`);
-      // An invalidation of other keys leaves this one as it was.
-      const expected = name.endsWith('set') ? '"written meanwhile"' : name === 'invalidate tag' && !cold ? '"old"' : null;
+      const expected = {
+        set: written,
+        mset: written,
+        'set of the same value': '"old"',
+        'another client SET': written,
+        // An expire of a missing key changes nothing; of the stale value, it is a write.
+        expire: cold ? '"factory result"' : '"old"',
+        // An invalidation of other keys leaves this one as it was.
+        'invalidate tag': cold ? null : '"old"',
+      }[name] ?? null;
       assert.equal(stored, expected, `${name} (${cold ? 'cold key' : 'stale key'}): the write won`);
     }
   }
-  // Without a write in between, the result is stored.
+  // Without a write in between, the result is stored: also over a stale
+  // value that merely expired while the factory ran.
   await cache.getOrSet('race:none', () => 'factory result');
   assert.equal(await raw.cmd('GET', `${PREFIX}race:none`), '"factory result"');
+  const opts = { ttl: 0.05, grace: 0.2 };
+  await cache.getOrSet('race:expired', () => 'old', opts);
+  await eventually(async () => (await raw.cmd('PTTL', `${PREFIX}race:expired`)) < 200, 'the value is stale');
+  assert.equal(await cache.getOrSet('race:expired', async (ctx) => {
+    assert.equal(ctx.stale, 'old');
+    await eventually(async () => (await raw.cmd('EXISTS', `${PREFIX}race:expired`)) === 0, 'the stale value expires');
+    return 'new';
+  }, opts), 'new');
+  assert.equal(await raw.cmd('GET', `${PREFIX}race:expired`), '"new"');
 });
 
 test('interop: getOrSet stores exactly the JSON text set stores, readable by get and a raw client', async () => {

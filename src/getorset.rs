@@ -17,9 +17,10 @@
 //! value whose PTTL is below `grace` is logically expired (stale).
 //!
 //! No stale write-back: the store script writes only while the lease still
-//! holds the holder's token; `set`, `mset` and `del` delete the key's lease
-//! (ops.rs) and `invalidate()` deletes every lease in the index, so a write
-//! that lands while a factory runs wins.
+//! holds the holder's token and the value is as it was when the lease was
+//! taken (`state_lua`); `del` deletes the key's lease (ops.rs) and
+//! `invalidate()` every lease in the index, so a write that lands while a
+//! factory runs wins.
 //!
 //! Wire (after the opcode; ttl and lease in whole ms):
 //!   gos_read key                            -> [json|null, pttl]
@@ -39,38 +40,99 @@ use crate::error::{CacheError, Result};
 use crate::ops::{add_to_tags, parse_tags, Op, Reply, Wire};
 use crate::stats::{add, Stats};
 
+/// Lua helpers of the lease scripts. A lease holds its token followed by the
+/// state of the value when it was taken: ` <sha1 of the value> <absolute
+/// expiry ms, or -1>`, or nothing for no value. A write since (a `set`,
+/// `mset`, `expire`, another client's SET) changes that state, so the store
+/// is refused without `set` touching the lease; a value that merely expired
+/// meanwhile still counts as unchanged. (`del` and `invalidate` delete the
+/// lease: a delete of a missing key leaves no state to compare.)
+macro_rules! state_lua {
+  () => {
+    r"
+local function expiry(k)
+  local at = redis.pcall('PEXPIRETIME', k)
+  if type(at) == 'number' then return at end
+  local ttl = redis.call('PTTL', k)
+  if ttl < 0 then return ttl end
+  local t = redis.call('TIME')
+  return t[1] * 1000 + math.floor(t[2] / 1000) + ttl
+end
+local function state(k, v)
+  if not v then return '' end
+  return ' ' .. redis.sha1hex(v) .. ' ' .. expiry(k)
+end
+local function unchanged(k, was)
+  local v = redis.call('GET', k)
+  if was == '' then return not v end
+  local sha, at = string.match(was, '^ (%x+) (%-?%d+)$')
+  at = tonumber(at)
+  if not v then
+    if at < 0 then return false end
+    local t = redis.call('TIME')
+    return at <= t[1] * 1000 + math.floor(t[2] / 1000) + 2
+  end
+  return redis.sha1hex(v) == sha and math.abs(expiry(k) - at) <= 2
+end
+local function held(l, token)
+  return l and string.sub(l, 1, #token) == token
+end
+"
+  };
+}
+
 /// Reads the value and its PTTL; if it is missing, stale (PTTL below
 /// ARGV[3]) or `force` is set, tries to take the lease.
-const LEASE: &str = r"
+const LEASE: &str = concat!(
+  state_lua!(),
+  r"
 local v = redis.call('GET', KEYS[1])
 local ttl = redis.call('PTTL', KEYS[1])
 if v and ARGV[4] == '0' and (ttl == -1 or ttl >= tonumber(ARGV[3])) then return {'hit', v, ttl} end
-if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return {'won', v or false, ttl, 0} end
+if redis.call('SET', KEYS[2], ARGV[1] .. state(KEYS[1], v), 'NX', 'PX', ARGV[2]) then return {'won', v or false, ttl, 0} end
 return {'busy', v or false, ttl, redis.call('PTTL', KEYS[2])}
-";
+"
+);
 
-/// Writes the value only while the lease is still the holder's.
-const STORE: &str = r"
-if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
-if ARGV[3] == '0' then redis.call('SET', KEYS[1], ARGV[2]) else redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) end
+/// Writes the value only while the lease is the holder's and nobody wrote
+/// the key since it was taken; either way the lease is given back and
+/// waiters are woken.
+const STORE: &str = concat!(
+  state_lua!(),
+  r"
+local l = redis.call('GET', KEYS[2])
+if not held(l, ARGV[1]) then return 0 end
 redis.call('DEL', KEYS[2])
 redis.call('PUBLISH', ARGV[4], KEYS[1])
+if not unchanged(KEYS[1], string.sub(l, #ARGV[1] + 1)) then return 0 end
+if ARGV[3] == '0' then redis.call('SET', KEYS[1], ARGV[2]) else redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) end
 return 1
-";
+"
+);
 
-/// Gives the lease back; ARGV[2] > 0 extends a stale value's life (fail-safe).
-const RELEASE: &str = r"
-if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
+/// Gives the lease back; ARGV[2] > 0 extends the stale value's life
+/// (fail-safe), unless someone wrote the key meanwhile.
+const RELEASE: &str = concat!(
+  state_lua!(),
+  r"
+local l = redis.call('GET', KEYS[2])
+if not held(l, ARGV[1]) then return 0 end
 redis.call('DEL', KEYS[2])
-if ARGV[2] ~= '0' and redis.call('PTTL', KEYS[1]) >= 0 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+if ARGV[2] ~= '0' and redis.call('PTTL', KEYS[1]) >= 0 and unchanged(KEYS[1], string.sub(l, #ARGV[1] + 1)) then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
 redis.call('PUBLISH', ARGV[3], KEYS[1])
 return 1
-";
+"
+);
 
-const EXTEND: &str = r"
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+const EXTEND: &str = concat!(
+  state_lua!(),
+  r"
+if held(redis.call('GET', KEYS[1]), ARGV[1]) then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return 0
-";
+"
+);
 
 /// Adds a lease name to the index, scored by its expiry (server clock);
 /// drops expired ones, and the index expires with its last lease.

@@ -214,8 +214,9 @@ impl Op {
   pub fn commands(&self, codec: &Codec, cluster: bool, out: &mut Vec<Cmd>) {
     match self {
       Op::Get(k) => out.push(key_cmd("GET", k)),
-      // A write clears the key's getOrSet lease: a factory in flight does
-      // not write its older result over it (src/getorset.rs).
+      // A delete clears the key's getOrSet lease: a factory in flight does
+      // not write its older result back (src/getorset.rs; a set changes the
+      // value, which the lease remembers).
       Op::Del(k) => {
         out.push(key_cmd("DEL", k));
         out.push(key_cmd("DEL", &codec.lease_key(k)));
@@ -246,16 +247,6 @@ impl Op {
           cmd.arg(json);
           if *ttl_ms > 0 {
             cmd.arg("PX").arg(*ttl_ms);
-          }
-          out.push(cmd);
-        }
-        // As for del: the writes clear their keys' getOrSet leases.
-        if cluster || entries.len() == 1 {
-          out.extend(entries.iter().map(|(k, _)| key_cmd("DEL", &codec.lease_key(k))));
-        } else {
-          let mut cmd = redis::cmd("DEL");
-          for (k, _) in entries {
-            cmd.arg(codec.lease_key(k));
           }
           out.push(cmd);
         }
