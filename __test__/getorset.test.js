@@ -13,6 +13,7 @@ const path = require('node:path');
 const CacheModule = require('..');
 const { startRedis, runNode, sleep, openCache, closeCache } = require('./harness');
 const { startCluster } = require('./cluster');
+const { startSentinels } = require('./sentinel');
 
 const unhandled = [];
 process.on('unhandledRejection', (reason) => unhandled.push(reason));
@@ -494,6 +495,35 @@ test('cluster mode: single flight, braces in keys, writes during a factory win, 
     runs++;
     return 'two';
   }, { lockTimeout: 30000 });
+  g.open();
+  assert.deepEqual(await Promise.all([first, second]), ['one', 'one']);
+  assert.equal(runs, 1);
+});
+
+test('behind Sentinel: a second instance is woken on the master found through the sentinels', async (t) => {
+  const group = await startSentinels({ password: 'pw' });
+  t.after(() => group.stop());
+  const options = { sentinels: group.nodes, name: group.name, password: 'pw', keyPrefix: 'gsn:' };
+  const a = new CacheModule(options);
+  const b = new CacheModule(options);
+  await a.initialize();
+  await b.initialize();
+  t.after(() => Promise.all([a.disconnect(), b.disconnect()]));
+  const admin = await group.admin(group.master);
+  t.after(() => admin.close());
+  let runs = 0;
+  const g = gate();
+  const first = a.getOrSet('s:1', async () => {
+    runs++;
+    await g.opened;
+    return 'one';
+  });
+  await eventually(() => runs === 1, 'the first instance runs the factory');
+  const second = b.getOrSet('s:1', () => {
+    runs++;
+    return 'two';
+  }, { lockTimeout: 30000 });
+  await eventually(async () => (await admin.cmd('PUBSUB', 'NUMSUB', 'gsn:__fluxor__:filled'))[1] >= 1, 'the waiter subscribed on the master');
   g.open();
   assert.deepEqual(await Promise.all([first, second]), ['one', 'one']);
   assert.equal(runs, 1);
