@@ -104,6 +104,11 @@ impl CacheEngine {
   /// within `ms`, false when the time ran out (src/wake.rs).
   #[napi]
   pub async fn await_fill(&self, key: String, ms: u32) -> bool {
+    // Not connected (before initialize, after disconnect): no subscription
+    // is opened; the caller's next command fails and it runs the factory.
+    if !self.engine.is_connected() {
+      return false;
+    }
     let Ok(stored) = self.engine.codec.key(&key) else { return false };
     let channel = self.engine.codec.fill_channel();
     self.wakes.wait(&self.engine.opts, channel, stored, std::time::Duration::from_millis(ms.into())).await
