@@ -296,6 +296,25 @@ test('hardTimeout: rejects with ERR_FACTORY_TIMEOUT and aborts ctx.signal; the f
   assert.equal(signal.reason.code, 'ERR_FACTORY_TIMEOUT');
   g.open();
   await eventually(async () => (await raw.cmd('GET', `${PREFIX}hard:1`)) === '"late"', 'the late result is stored');
+  // A caller waiting on another instance's run is bounded by hardTimeout too.
+  const other = new CacheModule({ host: '127.0.0.1', port: server.port, keyPrefix: PREFIX });
+  await other.initialize();
+  const g3 = gate();
+  let runs = 0;
+  const holder = other.getOrSet('hard:3', async () => {
+    runs++;
+    await g3.opened;
+    return 'held';
+  });
+  await eventually(() => runs === 1, 'the other instance runs the factory');
+  await assert.rejects(cache.getOrSet('hard:3', () => {
+    runs++;
+    return 'never';
+  }, { hardTimeout: 20, lockTimeout: 60000 }), { code: 'ERR_FACTORY_TIMEOUT' });
+  assert.equal(runs, 1, 'the waiter did not run the factory');
+  g3.open();
+  assert.equal(await holder, 'held');
+  await other.disconnect();
   // With a graced value, the hard timeout answers stale (fail-safe).
   await cache.getOrSet('hard:2', () => 'old', { ttl: 0.05, grace: 60 });
   await eventually(async () => (await raw.cmd('PTTL', `${PREFIX}hard:2`)) < 60000, 'the value is stale');

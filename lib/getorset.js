@@ -119,6 +119,8 @@ class GetOrSet {
     const started = Date.now();
     const deadline = started + o.lockTimeout;
     const staleAt = stale !== undefined && o.timeout !== undefined ? started + o.timeout : Infinity;
+    // hardTimeout bounds a waiter too, not only a factory run here.
+    const hardAt = o.hardTimeout === undefined ? Infinity : started + o.hardTimeout;
     let delay = WAIT_MIN_MS;
     for (let waited = false; ; waited = true) {
       let reply;
@@ -143,8 +145,12 @@ class GetOrSet {
       // with backoff), take over once its lease expires, give up at lockTimeout.
       const now = Date.now();
       if (now >= staleAt) return this.#serveStale(stale);
+      if (now >= hardAt) {
+        if (stale !== undefined) return this.#serveStale(stale);
+        throw factoryTimeout(key, o);
+      }
       if (now >= deadline) return this.#uncached(key, factory, o, stale);
-      const ms = Math.min(delay, Math.max(1, Number(leasePttl) + 1), deadline - now, staleAt - now);
+      const ms = Math.min(delay, Math.max(1, Number(leasePttl) + 1), deadline - now, staleAt - now, hardAt - now);
       delay = Math.min(delay * 2, WAIT_MAX_MS);
       // A PUBLISH that lands before the wait is registered is missed: it
       // costs at most `ms`, which starts small.
@@ -255,13 +261,17 @@ class GetOrSet {
       }
       if (o.hardTimeout !== undefined) {
         hard = setTimeout(() => {
-          const err = cacheError('ERR_FACTORY_TIMEOUT', `the factory for ${JSON.stringify(key)} did not finish within hardTimeout (${o.hardTimeout} ms)`);
+          const err = factoryTimeout(key, o);
           aborter.abort(err);
           fail(err);
         }, o.hardTimeout);
       }
     });
   }
+}
+
+function factoryTimeout(key, o) {
+  return cacheError('ERR_FACTORY_TIMEOUT', `the factory for ${JSON.stringify(key)} did not finish within hardTimeout (${o.hardTimeout} ms)`);
 }
 
 /** Validated options (own properties only) with their defaults. */
