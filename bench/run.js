@@ -5,9 +5,14 @@
 // its own process, interleaved over rounds; redis-benchmark on the same
 // server gives the ceiling. Then the same on a 3-master Redis Cluster, and a
 // failover (bench/cluster.js). Prints a table, writes
-// bench/results/latest.json and bench/results/chart.svg.
+// bench/results/latest.json and bench/results/chart.svg. A second section
+// compares getOrSet with bentocache and cache-manager (`--only getOrSet` runs
+// it alone).
 //
-//   npm run bench -- [--rounds 3] [--seconds 2] [--only substring] [--clients a,b]
+//   npm run bench -- [--rounds 3] [--seconds 2] [--only substring] [--clients a,b] [--no-wait]
+//
+// --no-wait skips waiting for a quiet machine (a quick check; numbers from a
+// busy machine are indicative only).
 
 const { execFileSync, spawn } = require('node:child_process');
 const fs = require('node:fs');
@@ -15,8 +20,8 @@ const os = require('node:os');
 const path = require('node:path');
 const { startRedis } = require('../__test__/harness');
 const { workloads } = require('./workloads');
-const { adapters } = require('./adapters');
 const { chart } = require('./chart');
+const { runHerd } = require('./herd');
 const { clusterWorkloads, clusterAdapters, startBenchCluster, measureFailover } = require('./cluster');
 
 const args = process.argv.slice(2);
@@ -27,8 +32,12 @@ const flag = (name, def) => {
 const ROUNDS = Number(flag('rounds', 3));
 const SECONDS = Number(flag('seconds', 2));
 const ONLY = flag('only', '');
-const CLIENTS = flag('clients', Object.keys(adapters).join(',')).split(',');
 // With FLUXOR_BASE=<another built checkout>, `fluxor-base` runs too (bench/adapters.js).
+const BASE = process.env.FLUXOR_BASE ? ['fluxor-base'] : [];
+const CLIENTS = flag('clients', ['fluxor', ...BASE, 'ioredis', 'ioredis-auto', 'node-redis'].join(',')).split(',');
+const CHOSEN = flag('clients', null)?.split(',');
+/** The clients a workload runs: its own list (the getOrSet section) or the usual ones. */
+const clientsOf = (w) => (w.clients ? [...w.clients, ...BASE] : CLIENTS).filter((c) => !CHOSEN || CHOSEN.includes(c));
 const QUIET_BUSY = 0.15; // a core's share other processes may use
 const OURS = 'fluxor';
 
@@ -53,6 +62,7 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /** Waits (up to 60 s) for a second in which the machine is nearly idle. */
 async function waitQuiet() {
+  if (args.includes('--no-wait')) return true;
   for (let i = 0; i < 60; i++) {
     const a = cpuTimes();
     await sleep(1000);
@@ -93,13 +103,13 @@ async function measure(server, client, name) {
     const redisCpu0 = redisCpu();
     const cpu0 = cpuTimes();
     const t0 = Date.now();
-    const result = await runWorker(client, name, server.target ?? server.port);
+    const result = w.kind === 'herd' ? await runHerd(client, w, server.port) : await runWorker(client, name, server.target ?? server.port);
     const wallMs = Date.now() - t0;
     const cpu1 = cpuTimes();
     const machineMs = ((cpu1.busy - cpu0.busy) / hz) * 1000;
     const othersMs = machineMs - result.cpuMs - (redisCpu() - redisCpu0);
     result.disturbed = othersMs / wallMs > QUIET_BUSY;
-    if (!result.disturbed || attempt >= 2) return result;
+    if (!result.disturbed || attempt >= 2 || args.includes('--no-wait')) return result;
     process.stderr.write(`  (${client} / ${name} was disturbed: others used ${Math.round((othersMs / wallMs) * 100)}% of a core; repeating)\n`);
   }
 }
@@ -123,16 +133,18 @@ const median = (xs) => {
 const fmt = (n) => (n >= 1e6 ? `${(n / 1e6).toFixed(2)}M` : n >= 1e3 ? `${(n / 1e3).toFixed(1)}k` : n.toFixed(1));
 
 /** ROUNDS interleaved rounds of `names` on `server`, into `results`. */
-async function rounds(server, names, clients, results) {
+async function rounds(server, names, clientsFor, results) {
   for (let round = 1; round <= ROUNDS; round++) {
     process.stderr.write(`round ${round}/${ROUNDS}\n`);
     for (const name of names) {
       // Interleave: the client order rotates every round.
+      const clients = clientsFor(name);
       const order = clients.map((_, i) => clients[(i + round) % clients.length]);
       for (const client of order) {
         const r = await measure(server, client, name);
         ((results[name] ??= {})[client] ??= []).push(r);
-        process.stderr.write(`  ${name.padEnd(30)} ${client.padEnd(12)} ${fmt(r.opsPerSec).padStart(8)}/s p50 ${r.p50.toFixed(3)} ms p99 ${r.p99.toFixed(3)} ms${r.disturbed ? ' (disturbed)' : ''}\n`);
+        const what = r.factoryRuns === undefined ? `${fmt(r.opsPerSec).padStart(8)}/s p50 ${r.p50.toFixed(3)} ms p99 ${r.p99.toFixed(3)} ms` : `${r.factoryRuns} factory runs, last caller at ${r.lastMs.toFixed(1)} ms`;
+        process.stderr.write(`  ${name.padEnd(30)} ${client.padEnd(13)} ${what}${r.disturbed ? ' (disturbed)' : ''}\n`);
       }
     }
   }
@@ -142,21 +154,25 @@ async function main() {
   const server = await startRedis({ args: ['--enable-debug-command', 'yes'] });
   const names = Object.keys(workloads).filter((n) => n.includes(ONLY));
   const results = {}; // name -> client -> [runs]
-  let ceiling;
+  const main = names.filter((n) => !workloads[n].clients);
+  const aside = names.filter((n) => workloads[n].clients);
+  let ceiling = null;
   try {
-    await rounds(server, names, CLIENTS, results);
-    await waitQuiet();
-    ceiling = redisBenchmark(server.port);
+    await rounds(server, names, (name) => clientsOf(workloads[name]), results);
+    if (main.length > 0) {
+      await waitQuiet();
+      ceiling = redisBenchmark(server.port);
+    }
   } finally {
     await server.stop();
   }
-  // The Cluster section: the clients that have a cluster adapter.
+  // The Cluster section: the chosen clients that have a cluster adapter.
   const clusterNames = Object.keys(clusterWorkloads).filter((n) => n.includes(ONLY));
-  const clusterClients = CLIENTS.filter((c) => c in clusterAdapters);
-  if (clusterNames.length) {
+  const clusterClients = CLIENTS.filter((c) => c in clusterAdapters && (!CHOSEN || CHOSEN.includes(c)));
+  if (clusterNames.length > 0) {
     const cluster = await startBenchCluster();
     try {
-      await rounds(cluster, clusterNames, clusterClients, results);
+      await rounds(cluster, clusterNames, () => clusterClients, results);
     } finally {
       await cluster.stop();
     }
@@ -169,7 +185,45 @@ async function main() {
       process.stderr.write(`  cluster failover ${client.padEnd(12)} ${JSON.stringify(failover[client])}\n`);
     }
   }
-  report([...names, ...clusterNames], results, ceiling, failover);
+  if (main.length + clusterNames.length + Object.keys(failover).length > 0) report([...main, ...clusterNames], results, ceiling, failover);
+  if (aside.length > 0) reportCacheAside(aside, results, main.length > 0);
+}
+
+/** The getOrSet section: hits as ops/s, herds as factory runs and the last caller's time. */
+function reportCacheAside(names, results, appendToResults) {
+  const clients = [...new Set(names.flatMap((n) => Object.keys(results[n])))];
+  const header = ['getOrSet workload', ...clients, `${OURS} ÷ best other`];
+  const lines = [`| ${header.join(' | ')} |`, `|${header.map(() => '---').join('|')}|`];
+  const summary = {};
+  for (const name of names) {
+    const row = [name];
+    const med = {};
+    for (const client of clients) {
+      const runs = results[name][client] ?? [];
+      if (workloads[name].kind === 'herd') {
+        med[client] = median(runs.map((r) => r.lastMs));
+        row.push(`${median(runs.map((r) => r.factoryRuns))} runs, last ${med[client].toFixed(1)} ms (${Math.min(...runs.map((r) => r.lastMs)).toFixed(1)}-${Math.max(...runs.map((r) => r.lastMs)).toFixed(1)})`);
+      } else {
+        med[client] = median(runs.map((r) => r.opsPerSec));
+        row.push(`${fmt(med[client])}/s (${fmt(Math.min(...runs.map((r) => r.opsPerSec)))}-${fmt(Math.max(...runs.map((r) => r.opsPerSec)))})`);
+      }
+    }
+    const others = clients.filter((c) => !c.startsWith(OURS) && med[c] !== undefined);
+    const herd = workloads[name].kind === 'herd';
+    const best = herd ? Math.min(...others.map((c) => med[c])) : Math.max(...others.map((c) => med[c]));
+    const ratio = herd ? best / med[OURS] : med[OURS] / best;
+    row.push(Number.isFinite(ratio) ? `${ratio.toFixed(2)}x${herd ? ' (time)' : ''}` : '-');
+    lines.push(`| ${row.join(' | ')} |`);
+    summary[name] = { ratio, clients: Object.fromEntries(clients.map((c) => [c, results[name][c]])) };
+  }
+  lines.push('', `Median of ${ROUNDS} interleaved rounds; hits over 1000 stored keys (${SECONDS} s each), herd: ${workloads['getOrSet herd 4x100'].processes} processes x ${workloads['getOrSet herd 4x100'].calls} calls, 50 ms factory.`);
+  console.log(['', ...lines].join('\n'));
+  if (!appendToResults || ONLY || CHOSEN || process.env.FLUXOR_BASE) return;
+  const dir = path.join(__dirname, 'results');
+  fs.appendFileSync(path.join(dir, 'latest.md'), ['', ...lines, ''].join('\n'));
+  const json = JSON.parse(fs.readFileSync(path.join(dir, 'latest.json'), 'utf8'));
+  json.getOrSet = summary;
+  fs.writeFileSync(path.join(dir, 'latest.json'), JSON.stringify(json, null, 2));
 }
 
 function report(names, results, ceiling, failover) {
@@ -215,15 +269,15 @@ function report(names, results, ceiling, failover) {
   }
   const get64 = summary['get 100B c64']?.clients[OURS]?.median;
   const machine = `${os.cpus().length} × ${os.cpus()[0].model}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}, ${execFileSync('redis-server', ['--version'], { encoding: 'utf8' }).split(' ')[2]}`;
-  lines.push('', `Ceiling, redis-benchmark -c 64 -P 16 -d 100 on the same server: GET ${fmt(ceiling.GET)}/s, SET ${fmt(ceiling.SET)}/s.`);
-  if (get64) lines.push(`${OURS} GET 100 B at 64 in flight reaches ${((get64 / ceiling.GET) * 100).toFixed(0)} % of it.`);
+  if (ceiling) lines.push('', `Ceiling, redis-benchmark -c 64 -P 16 -d 100 on the same server: GET ${fmt(ceiling.GET)}/s, SET ${fmt(ceiling.SET)}/s.`);
+  if (get64 && ceiling) lines.push(`${OURS} GET 100 B at 64 in flight reaches ${((get64 / ceiling.GET) * 100).toFixed(0)} % of it.`);
   for (const [client, f] of Object.entries(failover)) {
     lines.push(`Cluster failover (SIGKILL of a master with a replica, gets and sets 16 in flight), ${client}: every command served promptly again ${f.recoveredMs} ms after the kill; ${f.rejected} of ${f.ops} commands rejected meanwhile.`);
   }
   lines.push(`Machine: ${machine}. Median of ${ROUNDS} interleaved rounds of ${SECONDS} s; mget/mset count keys per second.`);
   console.log(lines.join('\n'));
   // Only a full run of the usual clients replaces the published results.
-  if (ONLY || flag('clients', null) || process.env.FLUXOR_BASE) return;
+  if (ONLY || CHOSEN || process.env.FLUXOR_BASE) return;
   const dir = path.join(__dirname, 'results');
   fs.mkdirSync(dir, { recursive: true });
   fs.writeFileSync(path.join(dir, 'latest.json'), JSON.stringify({ date: new Date().toISOString(), machine, rounds: ROUNDS, seconds: SECONDS, ceiling, summary, failover }, null, 2));
