@@ -12,6 +12,7 @@ const { Batcher, AT_ONCE } = require('./lib/batch');
 const { KeyPatterns } = require('./lib/patterns');
 const { Lock, acquire, lockOptions } = require('./lib/lock');
 const { warm, warmOptions } = require('./lib/warm');
+const { trace } = require('./lib/trace');
 const { randomBytes } = require('node:crypto');
 
 const same = (reply) => reply;
@@ -55,7 +56,8 @@ class CacheModule extends EventEmitter {
     } catch (err) {
       throw adopt(err);
     }
-    this.#batch.attach(this.#engine);
+    const server = data.enableCluster === true ? 'cluster' : this.#engine.address;
+    this.#batch.attach(this.#engine, { server, keyPrefix: this.#engine.keyPrefix });
     this.#retryStrategy = retryStrategy;
   }
 
@@ -272,7 +274,8 @@ class CacheModule extends EventEmitter {
     if (typeof what !== 'string' || what.length === 0) {
       throw typeError(`invalidate('${strategy}') needs a non-empty string, got ${describe(arg)}`);
     }
-    return unwrap(await this.#engine.invalidate(strategy, what));
+    const run = async () => unwrap(await this.#engine.invalidate(strategy, what));
+    return trace(run, () => ({ operation: 'invalidate', strategy, argument: what, keyPrefix: this.keyPrefix }));
   }
 
   /** Loads what `warmer()` gives in pipelined batches; resolves { loaded }. */
@@ -294,26 +297,58 @@ class CacheModule extends EventEmitter {
     const o = lockOptions(options ?? {});
     const token = randomBytes(16).toString('hex');
     const run = (args) => this.#batch.run(same, args, AT_ONCE);
-    const lock = new Lock(run, k, token, await acquire(run, k, token, o), o.ttlMs);
+    const { fence, sentAt } = await acquire(run, k, token, o);
+    const lock = new Lock(run, k, token, fence, o.ttlMs, sentAt);
     if (o.autoExtend) lock.startExtending();
     return lock;
   }
 
-  /** Runs `fn(lock)` holding `key`, and releases the lock whatever happens. */
+  /**
+   * Runs `fn(lock, signal)` holding `key`, and releases the lock whatever
+   * happens. Rejects with ERR_LOCK_LOST (`cause`: fn's own error, if any)
+   * when the lock was lost before fn finished, even if fn resolved.
+   */
   async withLock(key, fn, options) {
     if (typeof fn !== 'function') throw typeError(`fn must be a function, got ${describe(fn)}`);
     const lock = await this.lock(key, options);
+    const { signal } = lock;
+    let result;
+    let failure;
     try {
-      return await fn(lock);
-    } finally {
-      await lock.release().catch(() => false);
+      result = await fn(lock, signal);
+    } catch (err) {
+      failure = { err };
     }
+    // false: the lock had expired or been taken before this release.
+    const released = await lock.release().catch(() => true);
+    if (signal.aborted || !released) {
+      const lost = signal.aborted ? signal.reason : cacheError('ERR_LOCK_LOST', `lost the lock ${JSON.stringify(lock.key)}: it had expired or was taken by another holder before fn finished`);
+      if (failure && lost.cause === undefined) lost.cause = failure.err;
+      throw lost;
+    }
+    if (failure) throw failure.err;
+    return result;
   }
 
-  // ---- stats ----------------------------------------------------------------
+  // ---- monitoring -------------------------------------------------------------
 
-  async getStats() {
-    return JSON.parse(unwrap(await this.#engine.stats()));
+  /** `{ reset: true }` starts a new window for this instance's figures. */
+  async getStats(options) {
+    const { reset = false } = optionsArg(options);
+    if (typeof reset !== 'boolean') throw typeError(`options.reset must be a boolean, got ${describe(reset)}`);
+    return JSON.parse(unwrap(await this.#engine.stats(reset)));
+  }
+
+  /** This instance's counters and latency histograms as Prometheus text exposition. */
+  metrics() {
+    return this.#engine.metrics();
+  }
+
+  /** The round trip of a PING in ms (in cluster mode: every master answered). */
+  async ping() {
+    const started = performance.now();
+    await this.#batch.run(same, ['ping'], AT_ONCE);
+    return performance.now() - started;
   }
 
   #keyOp(op, key) {
