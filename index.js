@@ -30,6 +30,7 @@ class CacheModule extends EventEmitter {
   #reconnectTimer = null;
   #patterns = new KeyPatterns();
   #strategies = new Map();
+  #where; // { server, keyPrefix }, what a trace context names
 
   constructor(options = {}) {
     super();
@@ -57,7 +58,8 @@ class CacheModule extends EventEmitter {
       throw adopt(err);
     }
     const server = data.enableCluster === true ? 'cluster' : this.#engine.address;
-    this.#batch.attach(this.#engine, { server, keyPrefix: this.#engine.keyPrefix });
+    this.#where = { server, keyPrefix: this.#engine.keyPrefix };
+    this.#batch.attach(this.#engine, this.#where);
     this.#retryStrategy = retryStrategy;
   }
 
@@ -275,7 +277,7 @@ class CacheModule extends EventEmitter {
       throw typeError(`invalidate('${strategy}') needs a non-empty string, got ${describe(arg)}`);
     }
     const run = async () => unwrap(await this.#engine.invalidate(strategy, what));
-    return trace(run, () => ({ operation: 'invalidate', strategy, argument: what, keyPrefix: this.keyPrefix }));
+    return trace(run, () => ({ operation: 'invalidate', strategy, argument: what, ...this.#where }));
   }
 
   /** Loads what `warmer()` gives in pipelined batches; resolves { loaded }. */

@@ -66,11 +66,11 @@ test('every operation is published on the fluxor:command TracingChannel, with it
       ['unlock', 'L', 1],
     ],
   );
-  for (const c of starts.filter((c) => c.operation !== 'invalidate')) {
+  for (const c of starts) {
     assert.equal(c.server, server);
     assert.equal(c.keyPrefix, 'ob:');
   }
-  assert.deepEqual(starts[7], { operation: 'invalidate', strategy: 'pattern', argument: 'y*', keyPrefix: 'ob:' });
+  assert.deepEqual(starts[7], { operation: 'invalidate', strategy: 'pattern', argument: 'y*', server, keyPrefix: 'ob:' });
   // Each operation: start and end at once, asyncStart and asyncEnd when it settles.
   const ends = events.filter((e) => e.name === 'asyncEnd').map((e) => e.ctx);
   assert.equal(ends.length, starts.length);
