@@ -110,7 +110,7 @@ function within(promise, ms, what) {
 }
 
 test("an autoExtend lock whose key is deleted emits 'lost' and aborts its signal with ERR_LOCK_LOST", async () => {
-  const lock = await cache.lock('gone', { ttl: 0.3, autoExtend: true });
+  const lock = await cache.lock('gone', { ttl: 1, autoExtend: true });
   assert.equal(lock.signal.aborted, false);
   const lost = once(lock, 'lost');
   await raw.cmd('DEL', 'lk:__fluxor__:lock:{gone}');
@@ -124,7 +124,7 @@ test("an autoExtend lock whose key is deleted emits 'lost' and aborts its signal
 });
 
 test("a lock taken by another holder is lost too; a lock's fields stay read-only", async () => {
-  const lock = await cache.lock('taken', { ttl: 0.3, autoExtend: true });
+  const lock = await cache.lock('taken', { ttl: 1, autoExtend: true });
   const { signal } = lock; // read before the loss
   const aborted = once(signal, 'abort');
   await raw.cmd('SET', 'lk:__fluxor__:lock:{taken}', 'someone-else', 'PX', 5000);
@@ -149,7 +149,7 @@ test('withLock passes the signal, and rejects with ERR_LOCK_LOST when the lock w
       await within(once(signal, 'abort'), 10000, 'abort');
       return 'finished anyway';
     },
-    { ttl: 0.3, autoExtend: true },
+    { ttl: 1, autoExtend: true },
   );
   await assert.rejects(within(run, 15000, 'withLock'), (err) => err.code === 'ERR_LOCK_LOST' && err === seen.signal.reason);
   // fn threw too: ERR_LOCK_LOST, with fn's error as its cause.
@@ -162,7 +162,7 @@ test('withLock passes the signal, and rejects with ERR_LOCK_LOST when the lock w
         await within(once(lock, 'lost'), 10000, "'lost'");
         throw boom;
       },
-      { ttl: 0.3, autoExtend: true },
+      { ttl: 1, autoExtend: true },
     ),
     (err) => err.code === 'ERR_LOCK_LOST' && err.cause === boom,
   );
@@ -182,7 +182,8 @@ test('autoExtend retries extensions that fail with a connection error; once its 
   c.on('error', () => {});
   await c.initialize();
   t.after(() => c.disconnect());
-  const lock = await c.lock('cut', { ttl: 0.6, autoExtend: true });
+  // Extensions every 500 ms fail fast while reconnecting; the ttl passes at 1.5 s.
+  const lock = await c.lock('cut', { ttl: 1.5, autoExtend: true });
   const lost = once(lock, 'lost');
   await own.stop();
   const [err] = await within(lost, 15000, "'lost'");
