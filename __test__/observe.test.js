@@ -96,6 +96,28 @@ test('every operation is published on the fluxor:command TracingChannel, with it
   assert.equal(events.length, published);
 });
 
+test('while nobody subscribes, operations do not enter the tracing path at all', async () => {
+  const proto = Object.getPrototypeOf(dc.tracingChannel('fluxor:command'));
+  const original = proto.tracePromise;
+  let calls = 0;
+  proto.tracePromise = function (...args) {
+    calls++;
+    return original.apply(this, args);
+  };
+  try {
+    assert.equal(dc.tracingChannel('fluxor:command').hasSubscribers, false);
+    await Promise.all([cache.get('a'), cache.set('z', 1), cache.mget(['a', 'z']), cache.ping(), cache.invalidate('pattern', 'nothing*')]);
+    assert.equal(calls, 0);
+    const handlers = { asyncEnd() {} };
+    dc.tracingChannel('fluxor:command').subscribe(handlers);
+    await cache.get('a');
+    dc.tracingChannel('fluxor:command').unsubscribe(handlers);
+    assert.equal(calls, 1, 'the patched method is the one the module calls');
+  } finally {
+    proto.tracePromise = original;
+  }
+});
+
 test('a subscriber that only listens to asyncEnd still sees every operation', async () => {
   const seen = [];
   const channel = dc.tracingChannel('fluxor:command');
