@@ -278,7 +278,7 @@ declare namespace CacheModule {
     /** Keys it names: 1; an `mget`'s or `mset`'s count; 0 for `ping`. */
     keyCount: number;
     keyPrefix: string;
-    /** `host:port`, or `'cluster'`. */
+    /** `host:port` (behind sentinels, the master's since the last connect), or `'cluster'`. */
     server: string;
     result?: unknown;
     error?: CacheError;

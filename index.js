@@ -31,6 +31,7 @@ class CacheModule extends EventEmitter {
   #patterns = new KeyPatterns();
   #strategies = new Map();
   #where; // { server, keyPrefix }, what a trace context names
+  #cluster = false;
 
   constructor(options = {}) {
     super();
@@ -57,8 +58,8 @@ class CacheModule extends EventEmitter {
     } catch (err) {
       throw adopt(err);
     }
-    const server = data.enableCluster === true ? 'cluster' : this.#engine.address;
-    this.#where = { server, keyPrefix: this.#engine.keyPrefix };
+    this.#cluster = data.enableCluster === true;
+    this.#where = { server: this.#cluster ? 'cluster' : this.#engine.address, keyPrefix: this.#engine.keyPrefix };
     this.#batch.attach(this.#engine, this.#where);
     this.#retryStrategy = retryStrategy;
   }
@@ -107,6 +108,8 @@ class CacheModule extends EventEmitter {
   }
 
   #ready() {
+    // Behind sentinels, the master's address is known from each connect on.
+    if (!this.#cluster) this.#where.server = this.#engine.address;
     this.#state = 'ready';
     this.emit('connect');
     this.emit('ready');
@@ -277,7 +280,8 @@ class CacheModule extends EventEmitter {
       throw typeError(`invalidate('${strategy}') needs a non-empty string, got ${describe(arg)}`);
     }
     const run = async () => unwrap(await this.#engine.invalidate(strategy, what));
-    return trace(run, () => ({ operation: 'invalidate', strategy, argument: what, ...this.#where }));
+    const { server, keyPrefix } = this.#where;
+    return trace(run, () => ({ operation: 'invalidate', strategy, argument: what, keyPrefix, server }));
   }
 
   /** Loads what `warmer()` gives in pipelined batches; resolves { loaded }. */
@@ -323,10 +327,12 @@ class CacheModule extends EventEmitter {
     }
     // false: the lock had expired or been taken before this release.
     const released = await lock.release().catch(() => true);
-    if (signal.aborted || !released) {
-      const lost = signal.aborted ? signal.reason : cacheError('ERR_LOCK_LOST', `lost the lock ${JSON.stringify(lock.key)}: it had expired or was taken by another holder before fn finished`);
-      if (failure && lost.cause === undefined) lost.cause = failure.err;
-      throw lost;
+    if (signal.aborted) {
+      if (failure && signal.reason.cause === undefined) signal.reason.cause = failure.err;
+      throw signal.reason;
+    }
+    if (!released) {
+      throw cacheError('ERR_LOCK_LOST', `lost the lock ${JSON.stringify(lock.key)}: it had expired or was taken by another holder before fn finished`, failure?.err);
     }
     if (failure) throw failure.err;
     return result;

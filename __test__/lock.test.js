@@ -116,6 +116,7 @@ test("an autoExtend lock whose key is deleted emits 'lost' and aborts its signal
   await raw.cmd('DEL', 'lk:__fluxor__:lock:{gone}');
   const [err] = await within(lost, 10000, "'lost'");
   assert.equal(err.code, 'ERR_LOCK_LOST');
+  assert.ok(err instanceof CacheModule.CacheError);
   assert.match(err.message, /"gone".*deleted or taken/);
   assert.equal(lock.signal.aborted, true);
   assert.equal(lock.signal.reason, err);

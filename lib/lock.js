@@ -103,8 +103,7 @@ class Lock extends EventEmitter {
   #lose(why, cause) {
     if (this.#lost || this.#released) return;
     this.#stopExtending();
-    const err = cacheError('ERR_LOCK_LOST', `lost the lock ${JSON.stringify(this.key)}: ${why}`);
-    if (cause) err.cause = cause;
+    const err = cacheError('ERR_LOCK_LOST', `lost the lock ${JSON.stringify(this.key)}: ${why}`, cause ?? undefined);
     this.#lost = err;
     this.#controller?.abort(err);
     this.emit('lost', err);
