@@ -12,6 +12,7 @@ const { Batcher, AT_ONCE } = require('./lib/batch');
 const { KeyPatterns } = require('./lib/patterns');
 const { Lock, acquire, lockOptions } = require('./lib/lock');
 const { warm, warmOptions } = require('./lib/warm');
+const { GetOrSet } = require('./lib/getorset');
 const { trace } = require('./lib/trace');
 const { randomBytes } = require('node:crypto');
 
@@ -30,6 +31,7 @@ class CacheModule extends EventEmitter {
   #reconnectTimer = null;
   #patterns = new KeyPatterns();
   #strategies = new Map();
+  #getOrSet;
   #where; // { server, keyPrefix }, what a trace context names
   #cluster = false;
 
@@ -62,6 +64,7 @@ class CacheModule extends EventEmitter {
     this.#where = { server: this.#cluster ? 'cluster' : this.#engine.address, keyPrefix: this.#engine.keyPrefix };
     this.#batch.attach(this.#engine, this.#where);
     this.#retryStrategy = retryStrategy;
+    this.#getOrSet = new GetOrSet((decode, args) => this.#batch.run(decode, args), this.#engine);
   }
 
   /** The prefix of every stored key. */
@@ -250,6 +253,11 @@ class CacheModule extends EventEmitter {
     }
   }
 
+  /** The cached value, or the factory's (stored); one factory run per key across processes (lib/getorset.js). */
+  getOrSet(key, factory, options) {
+    return this.#getOrSet.getOrSet(key, factory, options);
+  }
+
   // ---- key patterns, invalidation, warming -------------------------------
 
   /** The key for a pattern (not prefixed). Throws ERR_UNKNOWN_PATTERN or a TypeError. */
@@ -344,7 +352,11 @@ class CacheModule extends EventEmitter {
   async getStats(options) {
     const { reset = false } = optionsArg(options);
     if (typeof reset !== 'boolean') throw typeError(`options.reset must be a boolean, got ${describe(reset)}`);
-    return JSON.parse(unwrap(await this.#engine.stats(reset)));
+    const stats = JSON.parse(unwrap(await this.#engine.stats(reset)));
+    const counts = this.#getOrSet.stats;
+    Object.assign(stats, counts);
+    if (reset) for (const name of Object.keys(counts)) counts[name] = 0;
+    return stats;
   }
 
   /** This instance's counters and latency histograms as Prometheus text exposition. */

@@ -169,6 +169,24 @@ test('getStats().byOperation counts each kind, its errors and latency; { reset: 
   }
 });
 
+test("getOrSet's steps are operations too: traced and counted by their wire names", async () => {
+  await cache.getStats({ reset: true });
+  const events = await traced(async () => {
+    assert.equal(await cache.getOrSet('gos', () => 42), 42);
+    assert.equal(await cache.getOrSet('gos', () => 0), 42);
+  });
+  const ops = events.filter((e) => e.name === 'start').map((e) => e.snapshot.operation);
+  assert.ok(ops.includes('gos_lease') && ops.includes('gos_store'), ops.join(','));
+  for (const e of events.filter((e) => e.name === 'start')) assert.equal(e.snapshot.key, 'gos');
+  const stats = await cache.getStats({ reset: true });
+  assert.equal(stats.byOperation.gos_lease.count, 1);
+  assert.equal(stats.byOperation.gos_store.count, 1);
+  assert.equal(stats.factoryRuns, 1);
+  const next = await cache.getStats();
+  assert.equal(next.factoryRuns, 0, "getOrSet's counters start a new window too");
+  assert.equal(next.byOperation.gos_lease, undefined);
+});
+
 test('failed operations count as errors of their kind; without a connection they have no latency', async () => {
   const idle = new CacheModule({ host: '127.0.0.1', port: fixture.server.port, keyPrefix: 'ob:' });
   await assert.rejects(idle.get('a'), { code: 'ERR_NOT_CONNECTED' });
