@@ -268,9 +268,34 @@ impl Cluster {
 
   /// Sends `cmds`, each to the master of its key's slot; `done` gets one
   /// outcome per command, in order, by the deadline at the latest.
+  /// A command without a key (PING) goes to every master: its outcome is
+  /// the first error among theirs, else the last reply.
   pub fn send(&self, cmds: Vec<Cmd>, done: Done) {
-    let tries = (0..cmds.len()).map(|i| Try::new(i, None)).collect();
-    self.start(cmds, tries, done);
+    if cmds.iter().all(|cmd| key_of(cmd).is_some()) {
+      let tries = (0..cmds.len()).map(|i| Try::new(i, None)).collect();
+      return self.start(cmds, tries, done);
+    }
+    let masters = self.map.read().unwrap().masters.clone();
+    let n = cmds.len();
+    let (mut sent, mut tries, mut owner) = (Vec::new(), Vec::new(), Vec::new());
+    for (i, cmd) in cmds.into_iter().enumerate() {
+      let to: Vec<Option<Addr>> = if key_of(&cmd).is_some() || masters.is_empty() { vec![None] } else { masters.iter().cloned().map(Some).collect() };
+      for to in to {
+        tries.push(Try::new(sent.len(), to));
+        sent.push(cmd.clone());
+        owner.push(i);
+      }
+    }
+    let combine = move |outcomes: Vec<Outcome>| {
+      let mut out: Vec<Option<Outcome>> = (0..n).map(|_| None).collect();
+      for (outcome, i) in outcomes.into_iter().zip(owner) {
+        if !matches!(out[i], Some(Err(_))) {
+          out[i] = Some(outcome);
+        }
+      }
+      done(out.into_iter().map(|o| o.expect("every command was sent")).collect())
+    };
+    self.start(sent, tries, Box::new(combine));
   }
 
   /// Sends `cmds` to one node, whatever their keys.
