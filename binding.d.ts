@@ -29,11 +29,12 @@ export declare class CacheEngine {
   /** Whether pending batches keep the process alive. */
   hold(active: boolean): void
   /**
-   * A built-in strategy: `kind` is cascade, tag or pattern. Resolves the
-   * number of cache keys removed, or the Error.
+   * Call `id`: a built-in strategy (`kind`: cascade, tag or pattern). Its
+   * reply, the number of cache keys removed or the Error, arrives through
+   * `onReplies` like a batch's.
    */
-  invalidate(kind: string, arg: string): Promise<number | Error>
-  /** `getStats()` as JSON text, or the Error. */
-  stats(): Promise<string | Error>
+  invalidate(id: number, kind: string, arg: string): void
+  /** Call `id`: `getStats()` as JSON text, or the Error, through `onReplies`. */
+  stats(id: number): void
   disconnect(): void
 }

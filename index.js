@@ -6,7 +6,7 @@
 
 const { EventEmitter } = require('node:events');
 const { CacheEngine } = require('./binding.js');
-const { CacheError, isCacheError, cacheError, typeError, adopt, describe, unwrap } = require('./lib/errors');
+const { CacheError, isCacheError, cacheError, typeError, adopt, describe } = require('./lib/errors');
 const { toKey, encode, decode, ttlArg, tagsArg, optionsArg, entriesOf, mgetWire, msetWire, wellFormed } = require('./lib/args');
 const { Batcher, AT_ONCE } = require('./lib/batch');
 const { KeyPatterns } = require('./lib/patterns');
@@ -26,6 +26,9 @@ class CacheModule extends EventEmitter {
   #retryStrategy;
   #state = 'idle'; // idle | connecting | ready | reconnecting | end | closed
   #connecting = null;
+  #closing = null;
+  /** Whether the last of initialize() and disconnect() asked for a connection. */
+  #open = false;
   #reconnectTimer = null;
   #patterns = new KeyPatterns();
   #strategies = new Map();
@@ -66,34 +69,47 @@ class CacheModule extends EventEmitter {
 
   // ---- connection -------------------------------------------------------
 
-  async initialize() {
-    if (this.#state === 'ready') return this;
-    if (this.#connecting) return this.#connecting;
-    this.#cancelReconnect();
-    this.#state = 'connecting';
-    this.#connecting = this.#engine.connect().then((err) => {
-      this.#connecting = null;
-      if (err) adopt(err);
-      if (this.#state !== 'connecting') {
-        // disconnect() came first: close what this attempt opened.
-        if (!err) this.#engine.disconnect();
-        throw cacheError('ERR_NOT_CONNECTED', 'disconnect() was called while connecting');
-      }
-      if (err) {
-        this.#state = 'idle';
-        throw err;
-      }
-      this.#ready();
-      return this;
-    });
+  initialize() {
+    this.#open = true;
+    if (this.#state === 'ready' && this.#closing === null) return Promise.resolve(this);
+    this.#connecting ??= this.#connect().finally(() => (this.#connecting = null));
     return this.#connecting;
   }
 
-  async disconnect() {
-    if (this.#state === 'closed' || this.#state === 'idle') {
-      this.#state = this.#state === 'idle' ? 'idle' : 'closed';
-      return;
+  /** Connects once a disconnect() in progress is done, unless a later disconnect() said otherwise. */
+  async #connect() {
+    while (this.#closing !== null) await this.#closing;
+    if (!this.#open) throw notConnected();
+    if (this.#state === 'ready') return this;
+    this.#cancelReconnect();
+    this.#state = 'connecting';
+    const err = await this.#engine.connect();
+    if (err) adopt(err);
+    if (!this.#open) {
+      // disconnect() came last: close what this attempt opened.
+      if (!err) this.#engine.disconnect();
+      this.#state = 'closed';
+      throw notConnected();
     }
+    if (err) {
+      this.#state = 'idle';
+      throw err;
+    }
+    this.#ready();
+    return this;
+  }
+
+  /** The last of initialize() and disconnect() called wins, whatever is in progress. */
+  disconnect() {
+    this.#open = false;
+    if (this.#closing === null) this.#closing = this.#close().finally(() => (this.#closing = null));
+    return this.#closing;
+  }
+
+  async #close() {
+    if (this.#connecting !== null) await this.#connecting.catch(() => {});
+    // An initialize() after this disconnect() has won meanwhile.
+    if (this.#open || this.#state === 'closed' || this.#state === 'idle') return;
     this.#cancelReconnect();
     this.#state = 'closed';
     // What was already asked for is still answered.
@@ -272,7 +288,7 @@ class CacheModule extends EventEmitter {
     if (typeof what !== 'string' || what.length === 0) {
       throw typeError(`invalidate('${strategy}') needs a non-empty string, got ${describe(arg)}`);
     }
-    return unwrap(await this.#engine.invalidate(strategy, what));
+    return this.#batch.call((id) => this.#engine.invalidate(id, strategy, what), same);
   }
 
   /** Loads what `warmer()` gives in pipelined batches; resolves { loaded }. */
@@ -312,8 +328,8 @@ class CacheModule extends EventEmitter {
 
   // ---- stats ----------------------------------------------------------------
 
-  async getStats() {
-    return JSON.parse(unwrap(await this.#engine.stats()));
+  getStats() {
+    return this.#batch.call((id) => this.#engine.stats(id), JSON.parse);
   }
 
   #keyOp(op, key) {
@@ -332,6 +348,8 @@ function pemText(tls) {
   for (const name of ['ca', 'cert', 'key']) if (out[name] !== undefined) out[name] = text(out[name]);
   return out;
 }
+
+const notConnected = () => cacheError('ERR_NOT_CONNECTED', 'disconnect() was called while connecting');
 
 /** On a miss or a cache error, the fallback (a function is called once). */
 async function withFallback(reply, fallback) {

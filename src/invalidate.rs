@@ -19,6 +19,19 @@ use crate::error::{CacheError, Code, Result};
 /// Keys a SCAN or ZSCAN page asks for.
 const PAGE: usize = 1000;
 
+/// Runs the built-in strategy `kind` (cascade, tag or pattern) and counts
+/// what it removed.
+pub async fn run(engine: &Arc<Engine>, kind: &str, arg: &str) -> Result<u64> {
+  let removed = match kind {
+    "cascade" => cascade(engine, arg).await?,
+    "tag" => tag(engine, arg).await?,
+    "pattern" => pattern(engine, arg).await?,
+    other => return Err(CacheError::new(Code::UnknownStrategy, format!("unknown invalidation strategy {other:?}"))),
+  };
+  crate::stats::add(&engine.stats.deletes, removed);
+  Ok(removed)
+}
+
 /// Removes every key under keyPrefix whose unprefixed name matches `glob`.
 pub async fn pattern(engine: &Arc<Engine>, glob: &str) -> Result<u64> {
   scan_unlink(engine, engine.codec.scan_pattern(glob)).await

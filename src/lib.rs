@@ -27,7 +27,7 @@ static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::ptr;
 use std::sync::Arc;
 
-use napi::bindgen_prelude::{Function, Null, ToNapiValue, TypeName};
+use napi::bindgen_prelude::{Function, Null, PromiseRaw, ToNapiValue, TypeName};
 use napi::{sys, Env, Status, ValueType};
 use napi_derive::napi;
 
@@ -92,11 +92,9 @@ impl CacheEngine {
 
   /// Connects (or reconnects) and PINGs. Resolves null, or the Error.
   #[napi(ts_return_type = "Promise<null | Error>")]
-  pub async fn connect(&self) -> Reply {
-    match self.engine.connect().await {
-      Ok(()) => Reply::Nil,
-      Err(e) => Reply::Err(e),
-    }
+  pub fn connect<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, Reply>> {
+    let engine = self.engine.clone();
+    env.spawn_future(async move { Ok(reply(engine.connect().await.map(|()| Reply::Nil))) })
   }
 
   /// Sends batch `id` of hot-path operations (wire format: src/ops.rs); its
@@ -116,32 +114,36 @@ impl CacheEngine {
     self.deliver.hold(&env, active)
   }
 
-  /// A built-in strategy: `kind` is cascade, tag or pattern. Resolves the
-  /// number of cache keys removed, or the Error.
-  #[napi(ts_return_type = "Promise<number | Error>")]
-  pub async fn invalidate(&self, kind: String, arg: String) -> Reply {
-    let e = &self.engine;
-    let removed = match kind.as_str() {
-      "cascade" => invalidate::cascade(e, &arg).await,
-      "tag" => invalidate::tag(e, &arg).await,
-      "pattern" => invalidate::pattern(e, &arg).await,
-      other => Err(CacheError::new(error::Code::UnknownStrategy, format!("unknown invalidation strategy {other:?}"))),
-    };
-    if let Ok(n) = removed {
-      stats::add(&e.stats.deletes, n);
-    }
-    reply(removed.map(|n| Reply::Int(n as i64)))
+  /// Call `id`: a built-in strategy (`kind`: cascade, tag or pattern). Its
+  /// reply, the number of cache keys removed or the Error, arrives through
+  /// `onReplies` like a batch's.
+  #[napi]
+  pub fn invalidate(&self, id: u32, kind: String, arg: String) {
+    let engine = self.engine.clone();
+    self.answer(id, async move { invalidate::run(&engine, &kind, &arg).await.map(|n| Reply::Int(n as i64)) });
   }
 
-  /// `getStats()` as JSON text, or the Error.
-  #[napi(ts_return_type = "Promise<string | Error>")]
-  pub async fn stats(&self) -> Reply {
-    reply(self.engine.stats_json().await.map(Reply::Str))
+  /// Call `id`: `getStats()` as JSON text, or the Error, through `onReplies`.
+  #[napi]
+  pub fn stats(&self, id: u32) {
+    let engine = self.engine.clone();
+    self.answer(id, async move { engine.stats_json().await.map(Reply::Str) });
   }
 
   #[napi]
   pub fn disconnect(&self) {
     self.engine.disconnect();
+  }
+}
+
+impl CacheEngine {
+  /// Runs `work` and hands its reply to JS as batch `id`. Work that takes
+  /// round trips owns what it uses (never `&self`, which a worker's ending
+  /// frees) and answers through the batches' delivery, which knows when the
+  /// JS environment is gone.
+  fn answer(&self, id: u32, work: impl std::future::Future<Output = error::Result<Reply>> + Send + 'static) {
+    let deliver = self.deliver.clone();
+    napi::bindgen_prelude::spawn(async move { deliver.send(id, vec![reply(work.await)]) });
   }
 }
 
