@@ -42,6 +42,8 @@ declare namespace CacheModule {
     | 'ERR_UNKNOWN_PATTERN'
     /** `invalidate()` with a strategy that is not registered. */
     | 'ERR_UNKNOWN_STRATEGY'
+    /** A reply too large to become one JavaScript string (a value, or an mget's values together, past V8's 2^29 - 24 characters). */
+    | 'ERR_REPLY_TOO_LARGE'
     /** A bad argument or option (the error is a TypeError or RangeError). */
     | 'ERR_INVALID_ARG'
     /** Any other error reply from the server (`WRONGTYPE`, `ERR …`); its text is the message. */

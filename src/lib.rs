@@ -14,6 +14,7 @@ mod deliver;
 mod engine;
 mod error;
 mod invalidate;
+mod js_string;
 mod lock;
 mod multiplex;
 mod ops;
@@ -198,9 +199,8 @@ impl ToNapiValue for Reply {
       Reply::Nil => Null::to_napi_value(env, Null),
       Reply::Bool(b) => bool::to_napi_value(env, b),
       Reply::Int(i) => i64::to_napi_value(env, i),
-      Reply::Str(s) => String::to_napi_value(env, s),
-      Reply::List(items) => Vec::<Option<String>>::to_napi_value(env, items),
-      Reply::Json(text) => String::to_napi_value(env, text),
+      Reply::Str(s) | Reply::Json(s) => js_string::string(env, s),
+      Reply::List(items) => js_string::list(env, items),
       Reply::Err(e) => create_error(env, e),
     }
   }
