@@ -135,7 +135,7 @@ declare namespace CacheModule {
     clusterNodes?: ClusterNode[];
     /** Prepended to every key the module touches. Default `'fluxor:'`. */
     keyPrefix?: string;
-    /** Default ttl of `set`/`mset`/`warmCache`, in SECONDS (fractions allowed); `0` = no expiry. Default `3600`. */
+    /** Default ttl of `set`/`mset`/`warmCache`, in SECONDS (fractions allowed), at most 9e12; `0` = no expiry. Default `3600`. */
     defaultTTL?: number;
     /** MILLISECONDS to establish a connection (TCP, handshake and PING). Default `5000`. */
     connectTimeout?: number;
@@ -161,7 +161,7 @@ declare namespace CacheModule {
 
   /** Options of `set` and `mset`. */
   export interface SetOptions {
-    /** SECONDS (fractions allowed, ms precision); `0` = no expiry. Default: `defaultTTL`. */
+    /** SECONDS (fractions allowed, ms precision), at most 9e12; `0` = no expiry. Default: `defaultTTL`. */
     ttl?: number;
     /** Tags for `invalidate('tag', tag)`: non-empty strings of well-formed Unicode (no lone surrogates). */
     tags?: string[];
@@ -179,7 +179,7 @@ declare namespace CacheModule {
   export interface WarmOptions<T = unknown> {
     /** The key of an item of an array or (async) iterable (`index`: its position). Default: `item.id`. */
     keyExtractor?: (item: T, index: number) => string | number;
-    /** SECONDS (fractions allowed); `0` = no expiry. Default: `defaultTTL`. */
+    /** SECONDS (fractions allowed), at most 9e12; `0` = no expiry. Default: `defaultTTL`. */
     ttl?: number;
     /** Tags of every warmed key, for `invalidate('tag', tag)`. */
     tags?: string[];

@@ -38,8 +38,9 @@ class CacheModule extends EventEmitter {
     if (options === null || typeof options !== 'object' || Array.isArray(options)) {
       throw typeError(`options must be an object, got ${describe(options)}`);
     }
-    const { retryStrategy = defaultRetryStrategy, ...data } = options;
-    if (data.tls !== null && typeof data.tls === 'object') data.tls = pemText(data.tls);
+    // Own properties only: one added to Object.prototype is never an option.
+    const { retryStrategy = defaultRetryStrategy, ...data } = { __proto__: null, ...options };
+    if (Object.hasOwn(data, 'tls') && data.tls !== null && typeof data.tls === 'object') data.tls = pemText(data.tls);
     if (typeof retryStrategy !== 'function') {
       throw typeError(`options.retryStrategy must be a function, got ${describe(retryStrategy)}`);
     }
@@ -307,7 +308,7 @@ class CacheModule extends EventEmitter {
   /** Acquires `key` or rejects with ERR_LOCK_NOT_ACQUIRED when the retries run out. */
   async lock(key, options) {
     const k = toKey(key);
-    const o = lockOptions(options ?? {});
+    const o = lockOptions(options);
     const token = randomBytes(16).toString('hex');
     const run = (args) => this.#batch.run(same, args, AT_ONCE);
     const lock = new Lock(run, k, token, await acquire(run, k, token, o), o.ttlMs);
@@ -344,7 +345,7 @@ class CacheModule extends EventEmitter {
 /** The tls option with its certificates as PEM text (Buffers and arrays allowed). */
 function pemText(tls) {
   const text = (v) => (v instanceof Uint8Array ? Buffer.from(v).toString('utf8') : Array.isArray(v) ? v.map(text).join('\n') : v);
-  const out = { ...tls };
+  const out = { __proto__: null, ...tls };
   for (const name of ['ca', 'cert', 'key']) if (out[name] !== undefined) out[name] = text(out[name]);
   return out;
 }
