@@ -222,7 +222,8 @@ class CacheModule extends EventEmitter {
     try {
       const k = toKey(key);
       if (ttl === undefined) throw typeError('ttl (seconds) is required');
-      return this.#batch.run(same, ['expire', k, ttlArg(ttl)]);
+      const ms = ttlArg(ttl);
+      return this.#batch.call((id) => this.#engine.expire(id, k, ms), same);
     } catch (err) {
       return Promise.reject(err);
     }

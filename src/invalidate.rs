@@ -60,7 +60,13 @@ pub async fn tag(engine: &Arc<Engine>, tag: &str) -> Result<u64> {
     // Members and scores alternate.
     let members: Vec<Vec<u8>> = items.into_iter().step_by(2).filter(|m| engine.codec.user_key(m).is_some()).collect();
     if !members.is_empty() {
-      removed += sum(&engine.run(unlink(members, cluster)).await?)?;
+      // The members' records of their tags go too (expire.rs); only the
+      // members are counted.
+      let records = members.iter().map(|m| engine.codec.tag_record(m)).collect();
+      let mut cmds = unlink(members, cluster);
+      let counted = cmds.len();
+      cmds.extend(unlink(records, cluster));
+      removed += sum(&engine.run(cmds).await?[..counted])?;
     }
     if next == 0 {
       break;

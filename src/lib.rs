@@ -13,6 +13,7 @@ mod connection;
 mod deliver;
 mod engine;
 mod error;
+mod expire;
 mod invalidate;
 mod js_string;
 mod lock;
@@ -122,6 +123,15 @@ impl CacheEngine {
   pub fn invalidate(&self, id: u32, kind: String, arg: String) {
     let engine = self.engine.clone();
     self.answer(id, async move { invalidate::run(&engine, &kind, &arg).await.map(|n| Reply::Int(n as i64)) });
+  }
+
+  /// Call `id`: `expire(key, ttl)` with `ttl` in whole milliseconds (0: no
+  /// expiry). Resolves whether the key was there, or the Error, through
+  /// `onReplies`.
+  #[napi]
+  pub fn expire(&self, id: u32, key: String, ttl_ms: String) {
+    let engine = self.engine.clone();
+    self.answer(id, async move { expire::run(&engine, &key, codec::parse_ms(&ttl_ms)?).await.map(Reply::Bool) });
   }
 
   /// Call `id`: `getStats()` as JSON text, or the Error, through `onReplies`.

@@ -1,4 +1,4 @@
-//! The hot-path operations (get, set, del, exists, expire, ttl, mget, mset,
+//! The hot-path operations (get, set, del, exists, ttl, mget, mset,
 //! and the lock steps lock, unlock, extend):
 //! how a batch arrives from JS, which commands each becomes, and what each
 //! resolves to.
@@ -13,7 +13,7 @@
 //! string).
 //!
 //!   get key | del key | exists key | ttl key
-//!   set key json ttl tags | expire key ttl
+//!   set key json ttl tags
 //!   mget n keys.. | mset ttl tags n keys.. n jsons..
 //!   lock key token ttl | unlock key token | extend key token ttl
 //!
@@ -50,7 +50,6 @@ pub enum Op {
   },
   Del(Vec<u8>),
   Exists(Vec<u8>),
-  Expire(Vec<u8>, u64),
   Ttl(Vec<u8>),
   MGet(Vec<Vec<u8>>),
   /// The lock steps keep the user's key: lock.rs names their keys.
@@ -117,10 +116,6 @@ impl<'a> Wire<'a> {
       "del" => codec.key(&self.take(1)?[0]).map(Op::Del),
       "exists" => codec.key(&self.take(1)?[0]).map(Op::Exists),
       "ttl" => codec.key(&self.take(1)?[0]).map(Op::Ttl),
-      "expire" => {
-        let a = self.take(2)?;
-        (|| Ok(Op::Expire(codec.key(&a[0])?, parse_ms(&a[1])?)))()
-      }
       "set" => {
         let a = self.take(4)?;
         (|| {
@@ -188,13 +183,16 @@ fn parse_tags(s: &str) -> Result<Vec<String>> {
 /// Adds members to a tag index, a sorted set scored by each member's expiry
 /// (ms since the epoch, server clock; +inf for none). Members past their
 /// expiry are dropped on every write, and the index itself expires with its
-/// last member, so an index never outgrows the keys it names.
+/// last member, so an index never outgrows the keys it names. ARGV: the ttl
+/// in ms, then `CH` (add, or move the expiry of members: CH only changes
+/// what ZADD returns) or `XX` (move the expiry of members only), then
+/// the members.
 const TAG_ADD: &str = r"
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
 local ttl = tonumber(ARGV[1])
 local score = ttl == 0 and '+inf' or (now + ttl)
-for i = 2, #ARGV do redis.call('ZADD', KEYS[1], score, ARGV[i]) end
+for i = 3, #ARGV do redis.call('ZADD', KEYS[1], ARGV[2], score, ARGV[i]) end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. now)
 local top = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')[2]
 if top == nil then return 0 end
@@ -203,23 +201,32 @@ return 1
 ";
 
 /// Most members one tag script call takes (Lua's stack bounds `unpack`).
-const TAG_CHUNK: usize = 1000;
+pub const TAG_CHUNK: usize = 1000;
+
+/// Sets the expiry of `keys` (stored names) in the index of `tag` to
+/// `ttl_ms` from now (0: none): adding them, or with `members_only` only
+/// those the index still names.
+pub fn tag_add<'k>(codec: &Codec, tag: &str, ttl_ms: u64, members_only: bool, keys: impl Iterator<Item = &'k Vec<u8>>) -> Cmd {
+  let mut cmd = redis::cmd("EVAL");
+  cmd.arg(TAG_ADD).arg(1).arg(codec.tag_index(tag)).arg(ttl_ms).arg(if members_only { "XX" } else { "CH" });
+  for k in keys {
+    cmd.arg(k);
+  }
+  cmd
+}
 
 impl Op {
   /// Appends this operation's commands; `cluster` splits multi-key commands.
   pub fn commands(&self, codec: &Codec, cluster: bool, out: &mut Vec<Cmd>) {
     match self {
       Op::Get(k) => out.push(key_cmd("GET", k)),
-      Op::Del(k) => out.push(key_cmd("DEL", k)),
+      // A key deleted forgets its tags (see expire.rs).
+      Op::Del(k) => {
+        out.push(key_cmd("DEL", k));
+        out.push(key_cmd("DEL", &codec.tag_record(k)));
+      }
       Op::Exists(k) => out.push(key_cmd("EXISTS", k)),
       Op::Ttl(k) => out.push(key_cmd("TTL", k)),
-      // 0 removes the expiry, as a ttl of 0 means "no expiry" everywhere else;
-      // EXISTS answers whether the key is there.
-      Op::Expire(k, 0) => {
-        out.push(key_cmd("EXISTS", k));
-        out.push(key_cmd("PERSIST", k));
-      }
-      Op::Expire(k, ms) => out.push(key_cmd("PEXPIRE", k).arg(*ms).clone()),
       Op::MGet(keys) if cluster => out.extend(keys.iter().map(|k| key_cmd("GET", k))),
       Op::MGet(keys) => {
         let mut cmd = redis::cmd("MGET");
@@ -240,14 +247,22 @@ impl Op {
           }
           out.push(cmd);
         }
+        if tags.is_empty() {
+          return;
+        }
+        // Each key's record of its tags, with the key's expiry (expire.rs).
+        let record = serde_json::to_string(tags).expect("strings serialize");
+        for (k, _) in entries {
+          let mut cmd = key_cmd("SET", &codec.tag_record(k));
+          cmd.arg(&record);
+          if *ttl_ms > 0 {
+            cmd.arg("PX").arg(*ttl_ms);
+          }
+          out.push(cmd);
+        }
         for tag in tags {
           for chunk in entries.chunks(TAG_CHUNK) {
-            let mut cmd = redis::cmd("EVAL");
-            cmd.arg(TAG_ADD).arg(1).arg(codec.tag_index(tag)).arg(*ttl_ms);
-            for (k, _) in chunk {
-              cmd.arg(k);
-            }
-            out.push(cmd);
+            out.push(tag_add(codec, tag, *ttl_ms, false, chunk.iter().map(|(k, _)| k)));
           }
         }
       }
@@ -277,7 +292,7 @@ impl Op {
         add(&stats.deletes, n as u64);
         Reply::Bool(n > 0)
       }
-      Op::Exists(_) | Op::Expire(..) | Op::Unlock { .. } | Op::Extend { .. } => Reply::Bool(int_of(&first) > 0),
+      Op::Exists(_) | Op::Unlock { .. } | Op::Extend { .. } => Reply::Bool(int_of(&first) > 0),
       Op::Ttl(_) | Op::Lock { .. } => Reply::Int(int_of(&first)),
       Op::MGet(keys) => {
         let values: Vec<Value> = match first {
