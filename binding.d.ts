@@ -19,8 +19,11 @@ export declare class CacheEngine {
   /** `host:port` of the server (the seed nodes in cluster mode). */
   get address(): string
   get connected(): boolean
-  /** Connects (or reconnects) and PINGs. Resolves null, or the Error. */
-  connect(): Promise<null | Error>
+  /**
+   * Connects (or reconnects) and PINGs. Resolves null, the server's
+   * eviction policy when it may evict lock keys, or the Error.
+   */
+  connect(): Promise<null | string | Error>
   /**
    * Sends batch `id` of hot-path operations (wire format: src/ops.rs); its
    * replies, one per operation, arrive through `onReplies`.

@@ -255,6 +255,8 @@ declare namespace CacheModule {
       mode: 'standalone' | 'cluster';
       /** The masters, as `host:port`. */
       nodes: string[];
+      /** The server's `maxmemory-policy` (`'noeviction'`, `'allkeys-lru'`, …); see README "Distributed locks". */
+      evictionPolicy: string;
     };
   }
 
@@ -270,6 +272,19 @@ declare namespace CacheModule {
     error: [err: CacheError];
     /** A reconnect is scheduled in `delayMs` MILLISECONDS. */
     reconnecting: [delayMs: number];
+    /**
+     * Said once per policy, on connecting: the server may evict lock keys
+     * (`maxmemory` set, an `allkeys-*` or `volatile-*` policy), so locks and
+     * fencing tokens are not safe there. Without a listener it is dropped.
+     */
+    warning: [warning: EvictionWarning];
+  }
+
+  /** The `warning` event's argument. */
+  export interface EvictionWarning extends Error {
+    code: 'WARN_EVICTION_POLICY';
+    /** The server's `maxmemory-policy`. */
+    policy: string;
   }
 
   /** The events of `on`/`once`/`off`. */

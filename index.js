@@ -29,6 +29,7 @@ class CacheModule extends EventEmitter {
   #closing = null;
   /** Whether the last of initialize() and disconnect() asked for a connection. */
   #open = false;
+  #evictionWarned = null;
   #reconnectTimer = null;
   #patterns = new KeyPatterns();
   #strategies = new Map();
@@ -84,19 +85,20 @@ class CacheModule extends EventEmitter {
     if (this.#state === 'ready') return this;
     this.#cancelReconnect();
     this.#state = 'connecting';
-    const err = await this.#engine.connect();
-    if (err) adopt(err);
+    const reply = await this.#engine.connect();
+    if (reply instanceof Error) adopt(reply);
     if (!this.#open) {
       // disconnect() came last: close what this attempt opened.
-      if (!err) this.#engine.disconnect();
+      if (!(reply instanceof Error)) this.#engine.disconnect();
       this.#state = 'closed';
       throw notConnected();
     }
-    if (err) {
+    if (reply instanceof Error) {
       this.#state = 'idle';
-      throw err;
+      throw reply;
     }
     this.#ready();
+    this.#checkEviction(reply);
     return this;
   }
 
@@ -123,6 +125,24 @@ class CacheModule extends EventEmitter {
     this.#state = 'ready';
     this.emit('connect');
     this.emit('ready');
+  }
+
+  /**
+   * `policy`: the server's maxmemory-policy when it may evict lock keys
+   * (src/eviction.rs), else null. Said once per policy, as a 'warning' event
+   * (which, without a listener, is dropped like any event but 'error').
+   */
+  #checkEviction(policy) {
+    if (policy === null || policy === this.#evictionWarned) return;
+    this.#evictionWarned = policy;
+    const err = cacheError(
+      'WARN_EVICTION_POLICY',
+      `the server evicts keys under maxmemory with maxmemory-policy ${policy}: it may evict a held lock` +
+        (policy.startsWith('allkeys-') ? ' and its fencing counter' : '') +
+        ', so lock() and fencing tokens are not safe there (use noeviction for a server that holds locks)',
+    );
+    err.policy = policy;
+    this.emit('warning', err);
   }
 
   /** An 'error' event without a listener is dropped, never thrown. */
@@ -162,17 +182,18 @@ class CacheModule extends EventEmitter {
   /** Attempt `times` to reconnect; a failed one schedules the next by retryStrategy. */
   async #reconnect(times) {
     this.#reconnectTimer = null;
-    const err = await this.#engine.connect();
-    if (err) adopt(err);
+    const reply = await this.#engine.connect();
+    if (reply instanceof Error) adopt(reply);
     if (this.#state !== 'reconnecting') {
       if (this.#state === 'closed') this.#engine.disconnect();
       return;
     }
-    if (err) {
-      this.#emitError(err);
+    if (reply instanceof Error) {
+      this.#emitError(reply);
       this.#scheduleReconnect(times + 1);
     } else {
       this.#ready();
+      this.#checkEviction(reply);
     }
   }
 

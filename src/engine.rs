@@ -62,8 +62,9 @@ impl Engine {
     describe(&self.opts.target)
   }
 
-  /// Opens a new connection and makes it the current one.
-  pub async fn connect(self: &Arc<Self>) -> Result<()> {
+  /// Opens a new connection and makes it the current one. Resolves the
+  /// server's eviction policy when it may evict lock keys (eviction.rs).
+  pub async fn connect(self: &Arc<Self>) -> Result<Option<String>> {
     let generation = self.generations.fetch_add(1, Ordering::Relaxed) + 1;
     let engine = Arc::downgrade(self);
     let on_lost = Arc::new(move |err: CacheError| {
@@ -72,11 +73,12 @@ impl Engine {
       }
     });
     let conn = Connection::open(&self.opts, on_lost).await?;
+    let eviction = crate::eviction::unsafe_policy(&conn).await;
     let old = std::mem::replace(&mut *self.state_mut(), State::Ready(Current { conn, generation }));
     if let State::Ready(old) = old {
       old.conn.close();
     }
-    Ok(())
+    Ok(eviction)
   }
 
   pub fn disconnect(&self) {
@@ -264,6 +266,7 @@ impl Engine {
           "version": server.version,
           "mode": if self.opts.is_cluster() { "cluster" } else { "standalone" },
           "nodes": nodes,
+          "evictionPolicy": server.eviction_policy,
         },
       })
       .to_string(),

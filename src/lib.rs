@@ -13,6 +13,7 @@ mod connection;
 mod deliver;
 mod engine;
 mod error;
+mod eviction;
 mod expire;
 mod invalidate;
 mod js_string;
@@ -92,11 +93,12 @@ impl CacheEngine {
     self.engine.is_connected()
   }
 
-  /// Connects (or reconnects) and PINGs. Resolves null, or the Error.
-  #[napi(ts_return_type = "Promise<null | Error>")]
+  /// Connects (or reconnects) and PINGs. Resolves null, the server's
+  /// eviction policy when it may evict lock keys, or the Error.
+  #[napi(ts_return_type = "Promise<null | string | Error>")]
   pub fn connect<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, Reply>> {
     let engine = self.engine.clone();
-    env.spawn_future(async move { Ok(reply(engine.connect().await.map(|()| Reply::Nil))) })
+    env.spawn_future(async move { Ok(reply(engine.connect().await.map(|policy| policy.map_or(Reply::Nil, Reply::Str)))) })
   }
 
   /// Sends batch `id` of hot-path operations (wire format: src/ops.rs); its
