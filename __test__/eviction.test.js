@@ -61,7 +61,7 @@ test('CONFIG refused by an ACL: INFO memory says it; neither: silent', async () 
     assert.deepEqual(viaInfo.got.map((w) => w.policy), ['allkeys-lfu']);
     const silent = await warnings(server, { username: 'neither', password: 'pw' });
     assert.deepEqual(silent.got, []);
-    assert.equal(silent.stats.code, 'ERR_REDIS', 'getStats needs INFO');
+    assert.equal(silent.stats.code, 'ERR_NOPERM', 'getStats needs INFO');
   } finally {
     await server.stop();
   }

@@ -39,7 +39,7 @@ function workers(how) {
         const calls = () => [
           c.get('k'), c.set('k', { n: 1 }, { tags: ['t'] }), c.mget(['k', 'j']), c.mset({ a: 1, b: 2 }, { tags: ['t'] }),
           c.invalidate('pattern', 'many:*'), c.invalidate('cascade', 'many'), c.invalidate('tag', 't'),
-          c.getStats(), c.warmCache(() => [{ id: 'w1' }, { id: 'w2' }]),
+          c.getStats(), c.warmCache(() => [{ id: 'w1' }, { id: 'w2' }]), c.expire('k', 100), c.del('k'),
           c.lock('L' + Math.random(), { ttl: 5 }),
           new C({ host: '127.0.0.1', port: ${server.port} }).initialize(),
         ];
