@@ -18,9 +18,19 @@ use redis::Value;
 use crate::engine::Engine;
 use crate::error::Result;
 use crate::ops::tag_add;
+use crate::stats::add;
 
 /// Sets `key`'s ttl to `ttl_ms` (0: no expiry); false when there is no such key.
 pub async fn run(engine: &Arc<Engine>, key: &str, ttl_ms: u64) -> Result<bool> {
+  add(&engine.stats.operations, 1);
+  let done = moved(engine, key, ttl_ms).await;
+  if done.is_err() {
+    add(&engine.stats.errors, 1);
+  }
+  done
+}
+
+async fn moved(engine: &Arc<Engine>, key: &str, ttl_ms: u64) -> Result<bool> {
   let codec = &engine.codec;
   let stored = codec.key(key)?;
   let record = codec.tag_record(&stored);

@@ -278,7 +278,12 @@ export async function everything(): Promise<void> {
   const version: string = stats.server.version;
   exact<typeof stats.server.mode, 'standalone' | 'cluster'>(true);
   const nodes: string[] = stats.server.nodes;
-  void [hitRatePct, usedMb, counters, connected, version, nodes];
+  const evictionPolicy: string = stats.server.evictionPolicy;
+  void [hitRatePct, usedMb, counters, connected, version, nodes, evictionPolicy];
+  cache.on('warning', (w) => {
+    exact<typeof w.code, 'WARN_EVICTION_POLICY'>(true);
+    exact<typeof w.policy, string>(true);
+  });
 
   // ---- events -------------------------------------------------------------
   const onError = (err: CacheModule.CacheError): void => {
@@ -331,6 +336,7 @@ export async function everything(): Promise<void> {
     | 'ERR_LOCK_NOT_ACQUIRED'
     | 'ERR_UNKNOWN_PATTERN'
     | 'ERR_UNKNOWN_STRATEGY'
+    | 'ERR_REPLY_TOO_LARGE'
     | 'ERR_INVALID_ARG'
     | 'ERR_REDIS'
   >(true);
