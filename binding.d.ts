@@ -37,12 +37,6 @@ export declare class CacheEngine {
    * `onReplies` like a batch's.
    */
   invalidate(id: number, kind: string, arg: string): void
-  /**
-   * Call `id`: `expire(key, ttl)` with `ttl` in whole milliseconds (0: no
-   * expiry). Resolves whether the key was there, or the Error, through
-   * `onReplies`.
-   */
-  expire(id: number, key: string, ttlMs: string): void
   /** Call `id`: `getStats()` as JSON text, or the Error, through `onReplies`. */
   stats(id: number): void
   disconnect(): void

@@ -243,8 +243,7 @@ class CacheModule extends EventEmitter {
     try {
       const k = toKey(key);
       if (ttl === undefined) throw typeError('ttl (seconds) is required');
-      const ms = ttlArg(ttl);
-      return this.#batch.call((id) => this.#engine.expire(id, k, ms), same);
+      return this.#batch.run(same, ['expire', k, ttlArg(ttl)]);
     } catch (err) {
       return Promise.reject(err);
     }

@@ -308,15 +308,28 @@ impl Engine {
     }
     let engine = self.clone();
     self.send(cmds, move |mut outcomes| {
-      let replies = ops
+      let mut then = Vec::new();
+      let replies: Vec<Reply> = ops
         .into_iter()
         .zip(spans)
-        .map(|(op, span)| match op.and_then(|op| op.reply(&mut outcomes[span], &engine.stats)) {
-          Ok(reply) => reply,
-          Err(e) => engine.reply_err(e),
+        .map(|(op, span)| {
+          let outcomes = &mut outcomes[span];
+          match op.and_then(|op| {
+            op.follow_up(&engine.codec, outcomes, &mut then);
+            op.reply(outcomes, &engine.stats)
+          }) {
+            Ok(reply) => reply,
+            Err(e) => engine.reply_err(e),
+          }
         })
         .collect();
-      deliver(replies)
+      if then.is_empty() {
+        deliver(replies)
+      } else {
+        // A second round some operations need (expire.rs); the batch is
+        // answered once it is done.
+        engine.send(then, move |_| deliver(replies));
+      }
     });
   }
 

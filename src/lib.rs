@@ -127,15 +127,6 @@ impl CacheEngine {
     self.answer(id, async move { invalidate::run(&engine, &kind, &arg).await.map(|n| Reply::Int(n as i64)) });
   }
 
-  /// Call `id`: `expire(key, ttl)` with `ttl` in whole milliseconds (0: no
-  /// expiry). Resolves whether the key was there, or the Error, through
-  /// `onReplies`.
-  #[napi]
-  pub fn expire(&self, id: u32, key: String, ttl_ms: String) {
-    let engine = self.engine.clone();
-    self.answer(id, async move { expire::run(&engine, &key, codec::parse_ms(&ttl_ms)?).await.map(Reply::Bool) });
-  }
-
   /// Call `id`: `getStats()` as JSON text, or the Error, through `onReplies`.
   #[napi]
   pub fn stats(&self, id: u32) {

@@ -1,4 +1,4 @@
-//! The hot-path operations (get, set, del, exists, ttl, mget, mset,
+//! The hot-path operations (get, set, del, exists, expire, ttl, mget, mset,
 //! and the lock steps lock, unlock, extend):
 //! how a batch arrives from JS, which commands each becomes, and what each
 //! resolves to.
@@ -13,7 +13,7 @@
 //! string).
 //!
 //!   get key | del key | exists key | ttl key
-//!   set key json ttl tags
+//!   set key json ttl tags | expire key ttl
 //!   mget n keys.. | mset ttl tags n keys.. n jsons..
 //!   lock key token ttl | unlock key token | extend key token ttl
 //!
@@ -25,8 +25,8 @@ use redis::{Cmd, Value};
 use crate::codec::{parse_ms, Codec};
 use crate::connection::Outcome;
 use crate::error::{CacheError, Code, Result};
-use crate::lock;
 use crate::stats::{add, Stats};
+use crate::{expire, lock};
 
 /// What one operation resolves to in JS.
 pub enum Reply {
@@ -50,6 +50,8 @@ pub enum Op {
   },
   Del(Vec<u8>),
   Exists(Vec<u8>),
+  /// expire.rs: two rounds when the key has tags.
+  Expire(Vec<u8>, u64),
   Ttl(Vec<u8>),
   MGet(Vec<Vec<u8>>),
   /// The lock steps keep the user's key: lock.rs names their keys.
@@ -116,6 +118,10 @@ impl<'a> Wire<'a> {
       "del" => codec.key(&self.take(1)?[0]).map(Op::Del),
       "exists" => codec.key(&self.take(1)?[0]).map(Op::Exists),
       "ttl" => codec.key(&self.take(1)?[0]).map(Op::Ttl),
+      "expire" => {
+        let a = self.take(2)?;
+        (|| Ok(Op::Expire(codec.key(&a[0])?, parse_ms(&a[1])?)))()
+      }
       "set" => {
         let a = self.take(4)?;
         (|| {
@@ -226,6 +232,7 @@ impl Op {
         out.push(key_cmd("DEL", &codec.tag_record(k)));
       }
       Op::Exists(k) => out.push(key_cmd("EXISTS", k)),
+      Op::Expire(k, ms) => expire::commands(codec, k, *ms, out),
       Op::Ttl(k) => out.push(key_cmd("TTL", k)),
       Op::MGet(keys) if cluster => out.extend(keys.iter().map(|k| key_cmd("GET", k))),
       Op::MGet(keys) => {
@@ -269,6 +276,14 @@ impl Op {
     }
   }
 
+  /// Commands to send, once this operation's own are answered, before its
+  /// batch is (expire.rs: a tagged key's indexes).
+  pub fn follow_up(&self, codec: &Codec, outcomes: &[Outcome], out: &mut Vec<Cmd>) {
+    if let Op::Expire(k, ms) = self {
+      expire::follow_up(codec, k, *ms, outcomes, out);
+    }
+  }
+
   /// Turns this operation's replies (the values of its commands) into what it
   /// resolves to, counting hits, misses, sets and deletes.
   pub fn reply(self, outcomes: &mut [Outcome], stats: &Stats) -> Result<Reply> {
@@ -292,7 +307,7 @@ impl Op {
         add(&stats.deletes, n as u64);
         Reply::Bool(n > 0)
       }
-      Op::Exists(_) | Op::Unlock { .. } | Op::Extend { .. } => Reply::Bool(int_of(&first) > 0),
+      Op::Exists(_) | Op::Expire(..) | Op::Unlock { .. } | Op::Extend { .. } => Reply::Bool(int_of(&first) > 0),
       Op::Ttl(_) | Op::Lock { .. } => Reply::Int(int_of(&first)),
       Op::MGet(keys) => {
         let values: Vec<Value> = match first {
