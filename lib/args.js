@@ -82,12 +82,14 @@ function tagsArg(tags) {
   return tags.length === 0 ? '' : JSON.stringify(tags);
 }
 
+const NO_OPTIONS = Object.freeze({ __proto__: null });
+
 /**
  * A call's options: their own properties only, in an object without a
  * prototype, so that a property added to Object.prototype is never an option.
  */
 function optionsArg(options, name = 'options') {
-  if (options === undefined || options === null) return { __proto__: null };
+  if (options === undefined || options === null) return NO_OPTIONS;
   if (typeof options !== 'object') throw typeError(`${name} must be an object, got ${describe(options)}`);
   return { __proto__: null, ...options };
 }
