@@ -12,6 +12,7 @@ const { Batcher, AT_ONCE } = require('./lib/batch');
 const { KeyPatterns } = require('./lib/patterns');
 const { Lock, acquire, lockOptions } = require('./lib/lock');
 const { warm, warmOptions } = require('./lib/warm');
+const { GetOrSet } = require('./lib/getorset');
 const { randomBytes } = require('node:crypto');
 
 const same = (reply) => reply;
@@ -33,6 +34,7 @@ class CacheModule extends EventEmitter {
   #reconnectTimer = null;
   #patterns = new KeyPatterns();
   #strategies = new Map();
+  #getOrSet;
 
   constructor(options = {}) {
     super();
@@ -62,6 +64,7 @@ class CacheModule extends EventEmitter {
     }
     this.#batch.attach(this.#engine);
     this.#retryStrategy = retryStrategy;
+    this.#getOrSet = new GetOrSet((decode, args) => this.#batch.run(decode, args), this.#engine);
   }
 
   /** The prefix of every stored key. */
@@ -281,6 +284,11 @@ class CacheModule extends EventEmitter {
     }
   }
 
+  /** The cached value, or the factory's (stored); one factory run per key across processes (lib/getorset.js). */
+  getOrSet(key, factory, options) {
+    return this.#getOrSet.getOrSet(key, factory, options);
+  }
+
   // ---- key patterns, invalidation, warming -------------------------------
 
   /** The key for a pattern (not prefixed). Throws ERR_UNKNOWN_PATTERN or a TypeError. */
@@ -351,7 +359,7 @@ class CacheModule extends EventEmitter {
   // ---- stats ----------------------------------------------------------------
 
   getStats() {
-    return this.#batch.call((id) => this.#engine.stats(id), JSON.parse);
+    return this.#batch.call((id) => this.#engine.stats(id), (json) => ({ ...JSON.parse(json), ...this.#getOrSet.stats }));
   }
 
   #keyOp(op, key) {

@@ -45,7 +45,6 @@ pub fn follow_up(codec: &Codec, stored: &[u8], ttl_ms: u64, outcomes: &[Outcome]
   if !existed {
     return;
   }
-  let stored = stored.to_vec();
   let tags: Vec<String> = serde_json::from_slice(json).unwrap_or_default();
-  out.extend(tags.iter().map(|tag| tag_add(codec, tag, ttl_ms, true, std::iter::once(&stored))));
+  out.extend(tags.iter().map(|tag| tag_add(codec, tag, ttl_ms, true, std::iter::once(stored))));
 }

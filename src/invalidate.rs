@@ -29,6 +29,8 @@ pub async fn run(engine: &Arc<Engine>, kind: &str, arg: &str) -> Result<u64> {
     other => return Err(CacheError::new(Code::UnknownStrategy, format!("unknown invalidation strategy {other:?}"))),
   };
   crate::stats::add(&engine.stats.deletes, removed);
+  // Whatever it removed, no getOrSet factory in flight writes back over it.
+  crate::getorset::cancel_leases(engine).await?;
   Ok(removed)
 }
 

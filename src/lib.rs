@@ -15,6 +15,7 @@ mod engine;
 mod error;
 mod eviction;
 mod expire;
+mod getorset;
 mod invalidate;
 mod js_string;
 mod lock;
@@ -23,6 +24,7 @@ mod ops;
 mod options;
 mod sentinel;
 mod stats;
+mod wake;
 
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -39,6 +41,7 @@ use crate::engine::Engine;
 use crate::error::{ArgKind, CacheError};
 use crate::ops::Reply;
 use crate::options::Options;
+use crate::wake::Wakes;
 
 #[napi_derive::module_init]
 fn init() {
@@ -54,6 +57,7 @@ fn init() {
 pub struct CacheEngine {
   engine: Arc<Engine>,
   deliver: Arc<Deliver>,
+  wakes: Wakes,
 }
 
 // The napi finalizer, on the JS thread: the one place the JS callback can be
@@ -74,7 +78,7 @@ impl CacheEngine {
     let deliver = Arc::new(Deliver::new(&env, on_replies)?);
     let events = deliver.clone();
     let engine = Engine::new(opts, Arc::new(move |err| events.send(0, vec![Reply::Err(err)])));
-    Ok(CacheEngine { engine: Arc::new(engine), deliver })
+    Ok(CacheEngine { engine: Arc::new(engine), deliver, wakes: Wakes::default() })
   }
 
   #[napi(getter)]
@@ -86,6 +90,31 @@ impl CacheEngine {
   #[napi(getter)]
   pub fn address(&self) -> String {
     self.engine.addr()
+  }
+
+  /// defaultTTL in ms (0 = no expiry), for getOrSet's freshness.
+  #[napi(getter)]
+  pub fn default_ttl_ms(&self) -> f64 {
+    self.engine.opts.default_ttl_ms as f64
+  }
+
+  #[napi(getter)]
+  pub fn command_timeout_ms(&self) -> f64 {
+    self.engine.opts.command_timeout.as_millis() as f64
+  }
+
+  /// getOrSet: resolves true when another process stored (or gave up) `key`
+  /// within `ms`, false when the time ran out (src/wake.rs).
+  #[napi]
+  pub async fn await_fill(&self, key: String, ms: u32) -> bool {
+    // Not connected (before initialize, after disconnect): no subscription
+    // is opened; the caller's next command fails and it runs the factory.
+    if !self.engine.is_connected() {
+      return false;
+    }
+    let Ok(stored) = self.engine.codec.key(&key) else { return false };
+    let channel = self.engine.codec.fill_channel();
+    self.wakes.wait(&self.engine.opts, channel, stored, std::time::Duration::from_millis(ms.into())).await
   }
 
   #[napi(getter)]
@@ -136,6 +165,7 @@ impl CacheEngine {
 
   #[napi]
   pub fn disconnect(&self) {
+    self.wakes.stop();
     self.engine.disconnect();
   }
 }

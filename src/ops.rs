@@ -16,6 +16,7 @@
 //!   set key json ttl tags | expire key ttl
 //!   mget n keys.. | mset ttl tags n keys.. n jsons..
 //!   lock key token ttl | unlock key token | extend key token ttl
+//!   gos_* (getOrSet, src/getorset.rs)
 //!
 //! `ttl` is whole milliseconds ("" = defaultTTL, "0" = no expiry); `tags` is a
 //! JSON array of strings or "".
@@ -25,6 +26,7 @@ use redis::{Cmd, Value};
 use crate::codec::{parse_ms, Codec};
 use crate::connection::Outcome;
 use crate::error::{CacheError, Code, Result};
+use crate::getorset::{self, Gos};
 use crate::stats::{add, Stats};
 use crate::{expire, lock};
 
@@ -69,6 +71,7 @@ pub enum Op {
     token: String,
     ttl_ms: u64,
   },
+  Gos(Gos),
 }
 
 /// Reads operations off the flat wire array.
@@ -86,7 +89,7 @@ impl<'a> Wire<'a> {
     self.pos >= self.args.len()
   }
 
-  fn take(&mut self, n: usize) -> Result<&'a [String]> {
+  pub(crate) fn take(&mut self, n: usize) -> Result<&'a [String]> {
     let end = self.pos.checked_add(n).filter(|end| *end <= self.args.len()).ok_or_else(malformed)?;
     let out = &self.args[self.pos..end];
     self.pos = end;
@@ -162,12 +165,13 @@ impl<'a> Wire<'a> {
         let a = self.take(2)?;
         Ok(Op::Unlock { key: a[0].clone(), token: a[1].clone() })
       }
+      op if op.starts_with("gos_") => return getorset::parse(op, self, codec),
       _ => return Err(malformed()),
     })
   }
 }
 
-fn malformed() -> CacheError {
+pub(crate) fn malformed() -> CacheError {
   CacheError::new(Code::InvalidArg, "malformed batch from the JS face")
 }
 
@@ -179,7 +183,7 @@ fn ttl_or(s: &str, default_ttl_ms: u64) -> Result<u64> {
   }
 }
 
-fn parse_tags(s: &str) -> Result<Vec<String>> {
+pub(crate) fn parse_tags(s: &str) -> Result<Vec<String>> {
   if s.is_empty() {
     return Ok(Vec::new());
   }
@@ -207,12 +211,12 @@ return 1
 ";
 
 /// Most members one tag script call takes (Lua's stack bounds `unpack`).
-pub const TAG_CHUNK: usize = 1000;
+const TAG_CHUNK: usize = 1000;
 
 /// Sets the expiry of `keys` (stored names) in the index of `tag` to
 /// `ttl_ms` from now (0: none): adding them, or with `members_only` only
 /// those the index still names.
-pub fn tag_add<'k>(codec: &Codec, tag: &str, ttl_ms: u64, members_only: bool, keys: impl Iterator<Item = &'k Vec<u8>>) -> Cmd {
+pub fn tag_add<'k>(codec: &Codec, tag: &str, ttl_ms: u64, members_only: bool, keys: impl Iterator<Item = &'k [u8]>) -> Cmd {
   let mut cmd = redis::cmd("EVAL");
   cmd.arg(TAG_ADD).arg(1).arg(codec.tag_index(tag)).arg(ttl_ms).arg(if members_only { "XX" } else { "CH" });
   for k in keys {
@@ -226,9 +230,13 @@ impl Op {
   pub fn commands(&self, codec: &Codec, cluster: bool, out: &mut Vec<Cmd>) {
     match self {
       Op::Get(k) => out.push(key_cmd("GET", k)),
-      // A key deleted forgets its tags (see expire.rs).
+      // A delete clears the key's getOrSet lease: a factory in flight does
+      // not write its older result back (src/getorset.rs; a set changes the
+      // value, which the lease remembers), and the key's record of its tags
+      // (expire.rs).
       Op::Del(k) => {
         out.push(key_cmd("DEL", k));
+        out.push(key_cmd("DEL", &codec.lease_key(k)));
         out.push(key_cmd("DEL", &codec.tag_record(k)));
       }
       Op::Exists(k) => out.push(key_cmd("EXISTS", k)),
@@ -254,25 +262,10 @@ impl Op {
           }
           out.push(cmd);
         }
-        if tags.is_empty() {
-          return;
-        }
-        // Each key's record of its tags, with the key's expiry (expire.rs).
-        let record = serde_json::to_string(tags).expect("strings serialize");
-        for (k, _) in entries {
-          let mut cmd = key_cmd("SET", &codec.tag_record(k));
-          cmd.arg(&record);
-          if *ttl_ms > 0 {
-            cmd.arg("PX").arg(*ttl_ms);
-          }
-          out.push(cmd);
-        }
-        for tag in tags {
-          for chunk in entries.chunks(TAG_CHUNK) {
-            out.push(tag_add(codec, tag, *ttl_ms, false, chunk.iter().map(|(k, _)| k)));
-          }
-        }
+        let keys: Vec<&[u8]> = entries.iter().map(|(k, _)| k.as_slice()).collect();
+        add_to_tags(codec, tags, &keys, *ttl_ms, out);
       }
+      Op::Gos(op) => op.commands(codec, out),
     }
   }
 
@@ -287,6 +280,9 @@ impl Op {
   /// Turns this operation's replies (the values of its commands) into what it
   /// resolves to, counting hits, misses, sets and deletes.
   pub fn reply(self, outcomes: &mut [Outcome], stats: &Stats) -> Result<Reply> {
+    if let Op::Gos(op) = self {
+      return op.reply(outcomes, stats);
+    }
     if let Some(Err(err)) = outcomes.iter().find(|o| o.is_err()) {
       return Err(err.clone());
     }
@@ -325,7 +321,32 @@ impl Op {
           None => Reply::List(values.into_iter().map(string_of).collect()),
         }
       }
+      Op::Gos(_) => unreachable!("answered above"),
     })
+  }
+}
+
+/// Adds `keys` to the index of each of `tags` (TAG_ADD), expiring with
+/// `ttl_ms`, and writes each key's record of its tags with the same expiry
+/// (so that expire() can move it in those indexes: expire.rs). Every tagged
+/// write goes through here.
+pub(crate) fn add_to_tags(codec: &Codec, tags: &[String], keys: &[&[u8]], ttl_ms: u64, out: &mut Vec<Cmd>) {
+  if tags.is_empty() {
+    return;
+  }
+  let record = serde_json::to_string(tags).expect("strings serialize");
+  for k in keys {
+    let mut cmd = key_cmd("SET", &codec.tag_record(k));
+    cmd.arg(&record);
+    if ttl_ms > 0 {
+      cmd.arg("PX").arg(ttl_ms);
+    }
+    out.push(cmd);
+  }
+  for tag in tags {
+    for chunk in keys.chunks(TAG_CHUNK) {
+      out.push(tag_add(codec, tag, ttl_ms, false, chunk.iter().copied()));
+    }
   }
 }
 
