@@ -45,7 +45,12 @@ export declare class CacheEngine {
    * `onReplies` like a batch's.
    */
   invalidate(id: number, kind: string, arg: string): void
-  /** Call `id`: `getStats()` as JSON text, or the Error, through `onReplies`. */
-  stats(id: number): void
+  /**
+   * Call `id`: `getStats()` as JSON text, or the Error, through
+   * `onReplies`; `reset` starts a new window.
+   */
+  stats(id: number, reset: boolean): void
+  /** `metrics()`: Prometheus text exposition of this instance's figures. */
+  metrics(): string
   disconnect(): void
 }

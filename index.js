@@ -13,6 +13,7 @@ const { KeyPatterns } = require('./lib/patterns');
 const { Lock, acquire, lockOptions } = require('./lib/lock');
 const { warm, warmOptions } = require('./lib/warm');
 const { GetOrSet } = require('./lib/getorset');
+const { trace } = require('./lib/trace');
 const { randomBytes } = require('node:crypto');
 
 const same = (reply) => reply;
@@ -35,6 +36,8 @@ class CacheModule extends EventEmitter {
   #patterns = new KeyPatterns();
   #strategies = new Map();
   #getOrSet;
+  #where; // { server, keyPrefix }, what a trace context names
+  #cluster = false;
 
   constructor(options = {}) {
     super();
@@ -62,7 +65,9 @@ class CacheModule extends EventEmitter {
     } catch (err) {
       throw adopt(err);
     }
-    this.#batch.attach(this.#engine);
+    this.#cluster = data.enableCluster === true;
+    this.#where = { server: this.#cluster ? 'cluster' : this.#engine.address, keyPrefix: this.#engine.keyPrefix };
+    this.#batch.attach(this.#engine, this.#where);
     this.#retryStrategy = retryStrategy;
     this.#getOrSet = new GetOrSet((decode, args) => this.#batch.run(decode, args), this.#engine);
   }
@@ -125,6 +130,8 @@ class CacheModule extends EventEmitter {
   }
 
   #ready() {
+    // Behind sentinels, the master's address is known from each connect on.
+    if (!this.#cluster) this.#where.server = this.#engine.address;
     this.#state = 'ready';
     this.emit('connect');
     this.emit('ready');
@@ -318,7 +325,9 @@ class CacheModule extends EventEmitter {
     if (typeof what !== 'string' || what.length === 0) {
       throw typeError(`invalidate('${strategy}') needs a non-empty string, got ${describe(arg)}`);
     }
-    return this.#batch.call((id) => this.#engine.invalidate(id, strategy, what), same);
+    const run = () => this.#batch.call((id) => this.#engine.invalidate(id, strategy, what), same);
+    const { server, keyPrefix } = this.#where;
+    return trace(run, () => ({ operation: 'invalidate', strategy, argument: what, keyPrefix, server }));
   }
 
   /** Loads what `warmer()` gives in pipelined batches; resolves { loaded }. */
@@ -340,26 +349,64 @@ class CacheModule extends EventEmitter {
     const o = lockOptions(options);
     const token = randomBytes(16).toString('hex');
     const run = (args) => this.#batch.run(same, args, AT_ONCE);
-    const lock = new Lock(run, k, token, await acquire(run, k, token, o), o.ttlMs);
+    const { fence, sentAt } = await acquire(run, k, token, o);
+    const lock = new Lock(run, k, token, fence, o.ttlMs, sentAt);
     if (o.autoExtend) lock.startExtending();
     return lock;
   }
 
-  /** Runs `fn(lock)` holding `key`, and releases the lock whatever happens. */
+  /**
+   * Runs `fn(lock, signal)` holding `key`, and releases the lock whatever
+   * happens. Rejects with ERR_LOCK_LOST (`cause`: fn's own error, if any)
+   * when the lock was lost before fn finished, even if fn resolved.
+   */
   async withLock(key, fn, options) {
     if (typeof fn !== 'function') throw typeError(`fn must be a function, got ${describe(fn)}`);
     const lock = await this.lock(key, options);
+    const { signal } = lock;
+    let result;
+    let failure;
     try {
-      return await fn(lock);
-    } finally {
-      await lock.release().catch(() => false);
+      result = await fn(lock, signal);
+    } catch (err) {
+      failure = { err };
     }
+    // false: the lock had expired or been taken before this release.
+    const released = await lock.release().catch(() => true);
+    if (signal.aborted) {
+      if (failure && signal.reason.cause === undefined) signal.reason.cause = failure.err;
+      throw signal.reason;
+    }
+    if (!released) {
+      throw cacheError('ERR_LOCK_LOST', `lost the lock ${JSON.stringify(lock.key)}: it had expired or was taken by another holder before fn finished`, failure?.err);
+    }
+    if (failure) throw failure.err;
+    return result;
   }
 
-  // ---- stats ----------------------------------------------------------------
+  // ---- monitoring -------------------------------------------------------------
 
-  getStats() {
-    return this.#batch.call((id) => this.#engine.stats(id), (json) => ({ ...JSON.parse(json), ...this.#getOrSet.stats }));
+  /** `{ reset: true }` starts a new window for this instance's figures. */
+  async getStats(options) {
+    const { reset = false } = optionsArg(options);
+    if (typeof reset !== 'boolean') throw typeError(`options.reset must be a boolean, got ${describe(reset)}`);
+    const stats = JSON.parse(await this.#batch.call((id) => this.#engine.stats(id, reset), same));
+    const counts = this.#getOrSet.stats;
+    Object.assign(stats, counts);
+    if (reset) for (const name of Object.keys(counts)) counts[name] = 0;
+    return stats;
+  }
+
+  /** This instance's counters and latency histograms as Prometheus text exposition. */
+  metrics() {
+    return this.#engine.metrics();
+  }
+
+  /** The round trip of a PING in ms (in cluster mode: every master answered). */
+  async ping() {
+    const started = performance.now();
+    await this.#batch.run(same, ['ping'], AT_ONCE);
+    return performance.now() - started;
   }
 
   #keyOp(op, key) {

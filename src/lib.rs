@@ -19,6 +19,7 @@ mod getorset;
 mod invalidate;
 mod js_string;
 mod lock;
+mod metrics;
 mod multiplex;
 mod ops;
 mod options;
@@ -156,11 +157,18 @@ impl CacheEngine {
     self.answer(id, async move { invalidate::run(&engine, &kind, &arg).await.map(|n| Reply::Int(n as i64)) });
   }
 
-  /// Call `id`: `getStats()` as JSON text, or the Error, through `onReplies`.
+  /// Call `id`: `getStats()` as JSON text, or the Error, through
+  /// `onReplies`; `reset` starts a new window.
   #[napi]
-  pub fn stats(&self, id: u32) {
+  pub fn stats(&self, id: u32, reset: bool) {
     let engine = self.engine.clone();
-    self.answer(id, async move { engine.stats_json().await.map(Reply::Str) });
+    self.answer(id, async move { engine.stats_json(reset).await.map(Reply::Str) });
+  }
+
+  /// `metrics()`: Prometheus text exposition of this instance's figures.
+  #[napi]
+  pub fn metrics(&self) -> String {
+    metrics::prometheus(&self.engine.stats.read(), self.engine.is_connected())
   }
 
   #[napi]
