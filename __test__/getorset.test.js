@@ -259,6 +259,18 @@ test('grace and fail-safe: a failing factory answers with the stale value and ex
   assert.equal(await cache.getOrSet('fs:none', () => 'recovered'), 'recovered');
 });
 
+test('fail-safe when the factory rejects with a non-Error (undefined, null): the stale value answers; without one, the rejection as is', async () => {
+  for (const reason of [undefined, null, 'text']) {
+    const key = `fs:odd:${reason}`;
+    await cache.getOrSet(key, () => 'v1', { ttl: 0.1, grace: 60 });
+    await eventually(async () => (await raw.cmd('PTTL', `${PREFIX}${key}`)) < 60000, 'the value is stale');
+    const answer = cache.getOrSet(key, () => Promise.reject(reason), { ttl: 5, grace: 60 });
+    const hang = sleep(20000).then(() => 'hang');
+    assert.equal(await Promise.race([answer, hang]), 'v1', String(reason));
+    await assert.rejects(Promise.race([cache.getOrSet(`${key}:none`, () => Promise.reject(reason)), hang]), (err) => err === reason);
+  }
+});
+
 test('soft timeout: a slow factory with a stale value answers stale at once, and its result is stored when it comes', async () => {
   await cache.getOrSet('soft:1', () => 'old', { ttl: 0.05, grace: 60 });
   await eventually(async () => (await raw.cmd('PTTL', `${PREFIX}soft:1`)) < 60000, 'the value is stale');

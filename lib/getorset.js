@@ -244,7 +244,8 @@ class GetOrSet {
       const fail = (err) => {
         if (done) return;
         end();
-        if (stale !== undefined && err.code !== 'ERR_INVALID_ARG') resolve(this.#serveStale(stale));
+        // A factory may reject with anything, undefined included.
+        if (stale !== undefined && err?.code !== 'ERR_INVALID_ARG') resolve(this.#serveStale(stale));
         else reject(err);
       };
       finished.then((value) => {
