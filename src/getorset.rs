@@ -38,7 +38,7 @@ use crate::codec::{parse_ms, Codec};
 use crate::connection::Outcome;
 use crate::engine::Engine;
 use crate::error::{CacheError, Result};
-use crate::ops::{add_to_tags, parse_tags, Op, Reply, Wire};
+use crate::ops::{add_to_tags, int_of, parse_tags, string_of, Op, Reply, Wire};
 use crate::stats::{add, Stats};
 
 /// Lua helpers of the lease scripts. A lease holds its token followed by the
@@ -221,9 +221,9 @@ impl Gos {
     Ok(match self {
       Gos::Read(_) => {
         let pttl = values.next().unwrap_or(Ok(Value::Nil))?;
-        let value = text(first);
+        let value = string_of(first);
         add(if value.is_some() { &stats.hits } else { &stats.misses }, 1);
-        Reply::List(vec![value, Some(int(&pttl).to_string())])
+        Reply::List(vec![value, Some(int_of(&pttl).to_string())])
       }
       Gos::Lease { .. } => match first {
         Value::Array(items) => Reply::List(
@@ -231,20 +231,20 @@ impl Gos {
             .into_iter()
             .map(|v| match v {
               Value::Int(i) => Some(i.to_string()),
-              v => text(v),
+              v => string_of(v),
             })
             .collect(),
         ),
         other => return Err(CacheError::new(crate::error::Code::Redis, format!("unexpected lease reply {other:?}"))),
       },
       Gos::Store { .. } => {
-        let stored = int(&first) > 0;
+        let stored = int_of(&first) > 0;
         if stored {
           add(&stats.sets, 1);
         }
         Reply::Bool(stored)
       }
-      Gos::Release { .. } | Gos::Extend { .. } => Reply::Bool(int(&first) > 0),
+      Gos::Release { .. } | Gos::Extend { .. } => Reply::Bool(int_of(&first) > 0),
     })
   }
 }
@@ -331,21 +331,6 @@ fn eval(script: &str, keys: &[&[u8]]) -> Cmd {
     cmd.arg(*k);
   }
   cmd
-}
-
-fn text(v: Value) -> Option<String> {
-  match v {
-    Value::BulkString(bytes) => Some(String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())),
-    Value::SimpleString(s) => Some(s),
-    _ => None,
-  }
-}
-
-fn int(v: &Value) -> i64 {
-  match v {
-    Value::Int(i) => *i,
-    _ => 0,
-  }
 }
 
 #[cfg(test)]
