@@ -475,6 +475,31 @@ test('password changed under the instance, or no permission for scripts: the fac
   assert.equal(await reader.getOrSet('pw:3', () => 'no scripts'), 'no scripts');
 });
 
+test('a user without channel permissions (Redis 7 ACL default): getOrSet still stores, and a waiter still gets the value', async (t) => {
+  await raw.cmd('ACL', 'SETUSER', 'nochannels', 'on', '>ncpw', '~*', '+@all', 'resetchannels');
+  t.after(() => raw.cmd('ACL', 'DELUSER', 'nochannels'));
+  const options = { host: '127.0.0.1', port: server.port, username: 'nochannels', password: 'ncpw', keyPrefix: PREFIX };
+  const a = new CacheModule(options);
+  const b = new CacheModule(options);
+  await a.initialize();
+  await b.initialize();
+  t.after(() => Promise.all([a.disconnect(), b.disconnect()]));
+  let runs = 0;
+  for (let i = 0; i < 3; i++) assert.equal(await a.getOrSet('nochan:1', () => ++runs, { ttl: 60 }), 1);
+  assert.equal(runs, 1, 'one factory run: the first call stored its result');
+  assert.equal(await raw.cmd('GET', `${PREFIX}nochan:1`), '1');
+  // A waiter in another instance: no PUBLISH reaches it, it polls.
+  const g = gate();
+  const first = a.getOrSet('nochan:2', async () => {
+    await g.opened;
+    return 'made once';
+  }, { lockTimeout: 60000 });
+  await eventually(async () => (await raw.cmd('KEYS', `${PREFIX}__fluxor__:lease:*nochan:2`)).length > 0, 'the lease is taken');
+  const second = b.getOrSet('nochan:2', () => 'made twice', { lockTimeout: 60000 });
+  g.open();
+  assert.deepEqual(await Promise.all([first, second]), ['made once', 'made once']);
+});
+
 test('cluster mode: single flight, braces in keys, writes during a factory win, invalidation cancels', async (t) => {
   const cluster = await startCluster({ masters: 3, replicasPerMaster: 0 });
   t.after(() => cluster.stop());

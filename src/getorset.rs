@@ -97,22 +97,27 @@ return {'busy', v or false, ttl, redis.call('PTTL', KEYS[2])}
 
 /// Writes the value only while the lease is the holder's and nobody wrote
 /// the key since it was taken; either way the lease is given back and
-/// waiters are woken.
+/// waiters are woken. The PUBLISH is a pcall, last: a user without channel
+/// permissions (Redis 7's default for new ACL users) still stores, and its
+/// waiters poll.
 const STORE: &str = concat!(
   state_lua!(),
   r"
 local l = redis.call('GET', KEYS[2])
 if not held(l, ARGV[1]) then return 0 end
 redis.call('DEL', KEYS[2])
-redis.call('PUBLISH', ARGV[4], KEYS[1])
-if not unchanged(KEYS[1], string.sub(l, #ARGV[1] + 1)) then return 0 end
-if ARGV[3] == '0' then redis.call('SET', KEYS[1], ARGV[2]) else redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) end
-return 1
+local stored = 0
+if unchanged(KEYS[1], string.sub(l, #ARGV[1] + 1)) then
+  if ARGV[3] == '0' then redis.call('SET', KEYS[1], ARGV[2]) else redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) end
+  stored = 1
+end
+redis.pcall('PUBLISH', ARGV[4], KEYS[1])
+return stored
 "
 );
 
 /// Gives the lease back; ARGV[2] > 0 extends the stale value's life
-/// (fail-safe), unless someone wrote the key meanwhile.
+/// (fail-safe), unless someone wrote the key meanwhile. PUBLISH as in STORE.
 const RELEASE: &str = concat!(
   state_lua!(),
   r"
@@ -122,7 +127,7 @@ redis.call('DEL', KEYS[2])
 if ARGV[2] ~= '0' and redis.call('PTTL', KEYS[1]) >= 0 and unchanged(KEYS[1], string.sub(l, #ARGV[1] + 1)) then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
 end
-redis.call('PUBLISH', ARGV[3], KEYS[1])
+redis.pcall('PUBLISH', ARGV[3], KEYS[1])
 return 1
 "
 );
