@@ -357,6 +357,23 @@ test('refreshAhead: the first read past the threshold answers at once and starts
   assert.equal(await cache.getOrSet('ra:1', factory, opts), 'v2');
 });
 
+test('a refresh-ahead run that fails leaves the fresh value as long as it was (the fail-safe extension never shortens)', async () => {
+  const opts = { ttl: 60, refreshAhead: 0.01 };
+  assert.equal(await cache.getOrSet('ra:fail', () => 'v1', opts), 'v1');
+  await eventually(async () => (await raw.cmd('PTTL', `${PREFIX}ra:fail`)) < 59400, 'past the refresh threshold');
+  let failed = false;
+  assert.equal(
+    await cache.getOrSet('ra:fail', () => {
+      failed = true;
+      throw new Error('source down');
+    }, opts),
+    'v1',
+  );
+  await eventually(async () => failed && (await raw.cmd('KEYS', `${PREFIX}__fluxor__:lease:*ra:fail`)).length === 0, 'the refresh failed and gave its lease back');
+  // About 59 s were left; the fail-safe back-off is min(ttl, 10 s).
+  assert.ok((await raw.cmd('PTTL', `${PREFIX}ra:fail`)) > 30000, 'not shortened to the back-off');
+});
+
 test('skip() and undefined: the value is returned and not stored; undefined resolves to null', async () => {
   assert.equal(await cache.getOrSet('skip:1', (ctx) => {
     ctx.skip();

@@ -117,14 +117,17 @@ return stored
 );
 
 /// Gives the lease back; ARGV[2] > 0 extends the stale value's life
-/// (fail-safe), unless someone wrote the key meanwhile. PUBLISH as in STORE.
+/// (fail-safe) to ARGV[2] ms, never shortening it (a failed refresh-ahead run
+/// leaves a fresh value), unless someone wrote the key meanwhile. PUBLISH as
+/// in STORE.
 const RELEASE: &str = concat!(
   state_lua!(),
   r"
 local l = redis.call('GET', KEYS[2])
 if not held(l, ARGV[1]) then return 0 end
 redis.call('DEL', KEYS[2])
-if ARGV[2] ~= '0' and redis.call('PTTL', KEYS[1]) >= 0 and unchanged(KEYS[1], string.sub(l, #ARGV[1] + 1)) then
+local pttl = redis.call('PTTL', KEYS[1])
+if pttl >= 0 and pttl < tonumber(ARGV[2]) and unchanged(KEYS[1], string.sub(l, #ARGV[1] + 1)) then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
 end
 redis.pcall('PUBLISH', ARGV[3], KEYS[1])
