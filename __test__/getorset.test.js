@@ -436,6 +436,24 @@ test('bad arguments: TypeError / RangeError naming the option, own properties on
   assert.equal(await cache.getOrSet('own:1', () => 'ok', inherited), 'ok');
 });
 
+test('disconnect() while a factory runs gives its lease back: another instance need not wait for it to expire', async () => {
+  const a = new CacheModule({ host: '127.0.0.1', port: server.port, keyPrefix: PREFIX });
+  await a.initialize();
+  const g = gate();
+  const first = a.getOrSet('disc:1', async () => {
+    await g.opened;
+    return 'from a';
+  }, { lockTimeout: 60000 });
+  const lease = async () => (await raw.cmd('KEYS', `${PREFIX}__fluxor__:lease:*disc:1`)).length;
+  await eventually(async () => (await lease()) === 1, 'a holds the lease');
+  await a.disconnect();
+  assert.equal(await lease(), 0, 'the lease was given back by disconnect()');
+  assert.equal(await cache.getOrSet('disc:1', () => 'from cache', { lockTimeout: 60000 }), 'from cache');
+  g.open();
+  assert.equal(await first, 'from a', "a's caller still gets its factory's value");
+  assert.equal(await cache.get('disc:1'), 'from cache', "a's result is not stored over it");
+});
+
 test('Redis unreachable: the factory runs and its value is returned', async (t) => {
   const s = await startRedis();
   const c = new CacheModule({ host: '127.0.0.1', port: s.port, keyPrefix: PREFIX, retryStrategy: () => 60000 });
