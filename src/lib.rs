@@ -18,6 +18,7 @@ mod eviction;
 mod expire;
 mod getorset;
 mod invalidate;
+mod js_poll;
 mod js_string;
 mod lock;
 mod metrics;
@@ -26,6 +27,7 @@ mod ops;
 mod options;
 mod sentinel;
 mod stats;
+mod transport;
 mod wake;
 
 #[global_allocator]
