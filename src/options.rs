@@ -786,6 +786,25 @@ mod tests {
   }
 
   #[test]
+  fn transport_options() {
+    let o = Options::parse("{}", no_env).unwrap();
+    assert_eq!(o.keep_alive, Some(crate::transport::DEFAULT_KEEP_ALIVE));
+    assert_eq!(Options::parse(r#"{"keepAlive":false}"#, no_env).unwrap().keep_alive, None);
+    assert_eq!(Options::parse(r#"{"keepAlive":1500}"#, no_env).unwrap().keep_alive, Some(Duration::from_secs(2)));
+    let o = Options::parse(r#"{"path":"/tmp/r.sock","db":2}"#, no_env).unwrap();
+    assert!(matches!(standalone(&o).addr(), ConnectionAddr::Unix(p) if p.to_str() == Some("/tmp/r.sock")));
+    assert_eq!(standalone(&o).redis_settings().db(), 2);
+    let o = Options::parse(r#"{"url":"unix:///tmp/r.sock"}"#, no_env).unwrap();
+    assert!(matches!(standalone(&o).addr(), ConnectionAddr::Unix(_)));
+    let o = Options::parse(r#"{"tls":{"servername":"cache.example.com"}}"#, no_env).unwrap();
+    assert_eq!(o.tls_servername.as_deref(), Some("cache.example.com"));
+    for bad in [r#"{"url":"rediss://h/#insecure"}"#, r#"{"path":"/x","tls":true}"#, r#"{"keepAlive":"1s"}"#, r#"{"tls":{"servername":""}}"#] {
+      let err = Options::parse(bad, no_env).err().unwrap_or_else(|| panic!("{bad} should fail"));
+      assert_eq!(err.arg, Some(ArgKind::Type), "{bad}");
+    }
+  }
+
+  #[test]
   fn ttl_rounding() {
     assert_eq!(seconds_to_ms(0.0), 0);
     assert_eq!(seconds_to_ms(1.5), 1500);

@@ -312,3 +312,30 @@ pub fn io_why(e: &io::Error) -> String {
     },
   }
 }
+
+#[cfg(test)]
+mod tests {
+  use super::*;
+
+  #[tokio::test]
+  async fn keepalive_is_set_on_the_socket_unless_turned_off() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (sock, _) = open_tcp("127.0.0.1", port, &Transport::default()).await.unwrap();
+    let Sock::Tcp(tcp) = &sock else { panic!("a TCP socket") };
+    let sock2 = socket2::SockRef::from(tcp);
+    assert!(sock2.keepalive().unwrap());
+    assert_eq!(sock2.tcp_keepalive_time().unwrap(), DEFAULT_KEEP_ALIVE);
+    assert!(sock2.tcp_nodelay().unwrap());
+    let off = Transport { keep_alive: None, ..Transport::default() };
+    let (sock, _) = open_tcp("127.0.0.1", port, &off).await.unwrap();
+    let Sock::Tcp(tcp) = &sock else { panic!("a TCP socket") };
+    assert!(!socket2::SockRef::from(tcp).keepalive().unwrap());
+  }
+
+  #[test]
+  fn io_errors_in_words() {
+    assert_eq!(io_why(&io::ErrorKind::ConnectionReset.into()), "connection reset");
+    assert_eq!(io_why(&io::Error::new(io::ErrorKind::InvalidData, rustls::Error::DecryptError)), "cannot decrypt peer's message");
+  }
+}
