@@ -638,6 +638,20 @@ mod tests {
   }
 
   #[test]
+  fn an_earlier_deadline_queued_later_expires_first() {
+    let (shared, _server, _) = core(Duration::from_secs(60));
+    let fresh = batch(&shared, 1);
+    let retried: Outcome = Arc::default();
+    let sink = retried.clone();
+    let soon = Instant::now() + Duration::from_millis(10);
+    shared.enqueue(b"", 1, soon, Box::new(move |r| sink.lock().unwrap().push(r)));
+    assert_eq!(shared.next_deadline(), Some(soon));
+    shared.expire(soon);
+    assert_eq!(retried.lock().unwrap().pop().unwrap().unwrap_err().code, Code::Timeout);
+    assert!(fresh.lock().unwrap().is_empty(), "the batch with the later deadline waits on");
+  }
+
+  #[test]
   fn a_lost_connection_fails_every_pending_batch_as_a_whole() {
     let (shared, server, lost) = core(Duration::from_secs(5));
     let (first, second) = (batch(&shared, 2), batch(&shared, 1));
