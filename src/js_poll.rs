@@ -9,6 +9,7 @@
 //! left when it closes), and it keeps the socket open until it is closed, so
 //! libuv never watches a closed descriptor.
 
+#[cfg(unix)]
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -36,9 +37,7 @@ impl Multiplexed {
   }
 
   #[cfg(not(unix))]
-  pub fn watch_from_js(&self, _env: napi::sys::napi_env, _turn: impl FnOnce() -> Arc<dyn JsTurn>) {
-    let _ = (&self.watched, Ordering::Relaxed);
-  }
+  pub fn watch_from_js(&self, _env: napi::sys::napi_env, _turn: impl FnOnce() -> Arc<dyn JsTurn>) {}
 }
 
 #[cfg(unix)]
