@@ -120,9 +120,11 @@ test('TLS: a server killed and restarted is noticed at once; the cache reconnect
   const err = await error;
   assert.equal(err.code, 'ERR_CONNECTION');
   assert.match(err.message, new RegExp(`^127\\.0\\.0\\.1:${own.tlsPort}: connection lost`));
+  // Listening before the restart: the reconnect may be done before startTlsRedis returns.
+  const ready = next(cache, 'ready', 30000);
   const again = await startTlsRedis({ port: own.port, tlsPort: own.tlsPort, certs: own.certs });
   t.after(() => again.stop());
-  await next(cache, 'ready');
+  await ready;
   assert.equal(await cache.set('k', 2), true);
   await cache.disconnect();
 });

@@ -86,6 +86,9 @@ pub struct Options {
   pub connection_name: Option<String>,
   /// `tls.servername`: the name sent (SNI) and verified instead of the host.
   pub tls_servername: Option<String>,
+  /// The TLS client config, built at the first connect and kept (its
+  /// session cache lets reconnects resume).
+  pub tls_config: crate::transport::ConfigCache,
   /// TCP keepalive idle time; None: off (`keepAlive: false`).
   pub keep_alive: Option<Duration>,
 }
@@ -227,6 +230,7 @@ impl Options {
       connect_timeout: Duration::from_millis(connect_timeout),
       command_timeout: Duration::from_millis(command_timeout),
       tls_servername: tls.as_ref().and_then(|t| t.servername.clone()),
+      tls_config: Default::default(),
       tls: tls.and_then(|t| t.certs),
       connection_name,
       keep_alive,

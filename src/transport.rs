@@ -43,6 +43,9 @@ impl Default for Transport {
 
 pub const DEFAULT_KEEP_ALIVE: Duration = Duration::from_secs(5);
 
+/// One instance's TLS client config, shared by its clones of the options.
+pub type ConfigCache = Arc<std::sync::OnceLock<Result<Arc<ClientConfig>>>>;
+
 impl Transport {
   /// The transport the options ask for: TLS when the target says so (a
   /// `rediss://` URL or the `tls` option), with their certificates.
@@ -55,7 +58,9 @@ impl Transport {
     };
     let tls = match addr {
       Some(ConnectionAddr::TcpTls { insecure, .. }) => {
-        Some(Tls { config: Arc::new(client_config(opts.tls.as_ref(), *insecure)?), servername: opts.tls_servername.clone() })
+        // Every target of one instance has the same `insecure` (the tls option's).
+        let config = opts.tls_config.get_or_init(|| client_config(opts.tls.as_ref(), *insecure).map(Arc::new)).clone()?;
+        Some(Tls { config, servername: opts.tls_servername.clone() })
       }
       _ => None,
     };
