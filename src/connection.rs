@@ -78,6 +78,8 @@ impl Connection {
         Target::Standalone(info) => open_standalone(info, opts, on_lost).await,
         // `open` looks the master up and comes back with its address.
         Target::Sentinel(_) => Err(CacheError::type_error("a Sentinel target has no address of its own")),
+        // The engine never opens a connection to its in-process store.
+        Target::Memory(_) => Err(CacheError::type_error("the memory store has no server")),
         Target::Cluster(nodes) => {
           // redis-rs waits at least 1.28 s between retries by default, and
           // while it recovers from a lost node every request waits on its
@@ -323,6 +325,7 @@ pub fn describe(target: &Target) -> String {
     Target::Standalone(info) => addr_of(info),
     Target::Cluster(nodes) => nodes.iter().map(addr_of).collect::<Vec<_>>().join(","),
     Target::Sentinel(sentinel) => sentinel.describe(),
+    Target::Memory(config) => config.url(),
   }
 }
 

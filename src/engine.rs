@@ -10,8 +10,9 @@ use redis::{Cmd, Value};
 use crate::codec::Codec;
 use crate::connection::{describe, Connection, Node, Outcome};
 use crate::error::{CacheError, Code, Result};
+use crate::memory;
 use crate::ops::{Op, Reply, Wire};
-use crate::options::Options;
+use crate::options::{Options, Target};
 use crate::stats::{add, ServerInfo, Stats};
 
 /// Receives what the engine reports on its own: a lost connection.
@@ -42,11 +43,17 @@ pub struct Engine {
   /// When (ms since `born`) a cluster connection was last rebuilt.
   rebuilt_at: AtomicU64,
   born: Instant,
+  /// The in-process store, instead of a server (src/memory/).
+  pub memory: Option<memory::Backend>,
 }
 
 impl Engine {
   pub fn new(opts: Options, events: Events) -> Engine {
     Engine {
+      memory: match &opts.target {
+        Target::Memory(config) => Some(memory::Backend::new(config.clone())),
+        _ => None,
+      },
       codec: Codec::new(&opts.key_prefix),
       opts,
       stats: Stats::default(),
@@ -64,6 +71,9 @@ impl Engine {
 
   /// Opens a new connection and makes it the current one.
   pub async fn connect(self: &Arc<Self>) -> Result<()> {
+    if let Some(memory) = &self.memory {
+      return memory.connect();
+    }
     let generation = self.generations.fetch_add(1, Ordering::Relaxed) + 1;
     let engine = Arc::downgrade(self);
     let on_lost = Arc::new(move |err: CacheError| {
@@ -80,6 +90,9 @@ impl Engine {
   }
 
   pub fn disconnect(&self) {
+    if let Some(memory) = &self.memory {
+      memory.disconnect();
+    }
     if let State::Ready(current) = std::mem::replace(&mut *self.state.write().unwrap(), State::Idle) {
       current.conn.close();
     }
@@ -102,6 +115,9 @@ impl Engine {
   }
 
   pub fn is_connected(&self) -> bool {
+    if let Some(memory) = &self.memory {
+      return memory.is_connected();
+    }
     matches!(&*self.state.read().unwrap(), State::Ready(_))
   }
 
@@ -204,7 +220,9 @@ impl Engine {
   /// JSON text.
   pub async fn stats_json(self: &Arc<Self>) -> Result<String> {
     use std::sync::atomic::Ordering::Relaxed;
-    let current = self.connection();
+    // The memory store gives its own figures in place of INFO and DBSIZE.
+    let store_figures = self.memory.as_ref().map(|m| m.stats()).transpose()?;
+    let current = if store_figures.is_some() { Ok(None) } else { self.connection().map(Some) };
     let connected = current.is_ok();
     if let Err(err) = &current {
       if err.code == Code::NotConnected {
@@ -213,7 +231,7 @@ impl Engine {
     }
     let mut server = ServerInfo::default();
     let mut nodes = Vec::new();
-    if connected {
+    if connected && store_figures.is_none() {
       for node in self.masters().await? {
         let mut info = redis::cmd("INFO");
         info.arg("server").arg("memory");
@@ -235,8 +253,7 @@ impl Engine {
       }
     }
     let s = &self.stats;
-    Ok(
-      serde_json::json!({
+    let mut json = serde_json::json!({
         "hits": s.hits.load(Relaxed),
         "misses": s.misses.load(Relaxed),
         "hitRate": s.hit_rate(),
@@ -253,9 +270,11 @@ impl Engine {
           "mode": if self.opts.is_cluster() { "cluster" } else { "standalone" },
           "nodes": nodes,
         },
-      })
-      .to_string(),
-    )
+    });
+    if let (Some(serde_json::Value::Object(figures)), Some(json)) = (store_figures, json.as_object_mut()) {
+      json.extend(figures);
+    }
+    Ok(json.to_string())
   }
 
   pub fn is_cluster(&self) -> bool {
@@ -274,6 +293,29 @@ impl Engine {
       }
     }
     add(&self.stats.operations, ops.len() as u64);
+    if let Some(memory) = &self.memory {
+      let replies = match memory.store() {
+        Err(err) => self.fail_all(err, ops.len()),
+        Ok(store) => {
+          let started = Instant::now();
+          let replies = ops
+            .into_iter()
+            .map(|op| {
+              match op.and_then(|op| {
+                let mut outcomes = memory::run(&store, &self.codec, &op);
+                op.reply(&mut outcomes, &self.stats)
+              }) {
+                Ok(reply) => reply,
+                Err(e) => self.reply_err(e),
+              }
+            })
+            .collect::<Vec<_>>();
+          self.stats.record_latency(started.elapsed(), replies.len() as u64);
+          replies
+        }
+      };
+      return deliver(replies);
+    }
     if let Err(err) = self.connection() {
       return deliver(self.fail_all(err, ops.len()));
     }

@@ -16,6 +16,7 @@ mod error;
 mod getorset;
 mod invalidate;
 mod lock;
+mod memory;
 mod multiplex;
 mod ops;
 mod options;
@@ -136,6 +137,16 @@ impl CacheEngine {
       mux.watch_from_js(env.raw(), || self.deliver.js_turn());
     }
     let deliver = self.deliver.clone();
+    if self.engine.memory.is_some() {
+      // The store answers at once, on this thread: the replies go to JS in
+      // this same call, with no queue and no turn of the event loop.
+      let mut ops = Some(ops);
+      let engine = &self.engine;
+      return self.deliver.js_turn().run(&mut || {
+        let deliver = deliver.clone();
+        engine.exec(&ops.take().unwrap_or_default(), move |replies| deliver.send(id, replies))
+      });
+    }
     self.engine.exec(&ops, move |replies| deliver.send(id, replies));
   }
 
