@@ -183,6 +183,39 @@ for (const engine of ENGINES) {
       await other.disconnect();
     });
 
+    test('getOrSet: one factory run for concurrent callers on two instances; a del during the run wins; stale answers on failure', async () => {
+      const other = await another();
+      let runs = 0;
+      let open;
+      const opened = new Promise((r) => (open = r));
+      const factory = async () => {
+        runs++;
+        await opened;
+        return { n: runs };
+      };
+      const calls = Array.from({ length: 40 }, (_, i) => (i % 2 ? other : cache).getOrSet('gos:1', factory, { ttl: 60 }));
+      while (runs === 0) await sleep(5);
+      open();
+      const values = await Promise.all(calls);
+      assert.equal(runs, 1);
+      for (const v of values) assert.deepEqual(v, { n: 1 });
+      assert.deepEqual(await cache.get('gos:1'), { n: 1 }, 'stored as set stores it');
+      assert.ok((await cache.ttl('gos:1')) > 50);
+      // A del that lands while the factory runs wins over its result.
+      let release;
+      const slow = cache.getOrSet('gos:2', () => new Promise((r) => (release = r)), { ttl: 60 });
+      while (!release) await sleep(5);
+      await other.del('gos:2');
+      release('late');
+      assert.equal(await slow, 'late');
+      assert.equal(await cache.get('gos:2'), null, 'no stale write-back over the del');
+      // Grace: a failing factory answers with the stale value.
+      await cache.getOrSet('gos:3', () => 'old', { ttl: 0.05, grace: 60 });
+      await sleep(100);
+      assert.equal(await cache.getOrSet('gos:3', () => Promise.reject(new Error('down')), { ttl: 0.05, grace: 60 }), 'old');
+      await other.disconnect();
+    });
+
     test('getStats: counters, store figures, connected; ERR_NOT_CONNECTED before initialize and after disconnect', async () => {
       const c = new CacheModule({ ...fx.base, keyPrefix: 'st:' });
       await assert.rejects(c.getStats(), { code: 'ERR_NOT_CONNECTED' });

@@ -111,6 +111,9 @@ impl CacheEngine {
       return false;
     }
     let Ok(stored) = self.engine.codec.key(&key) else { return false };
+    if let Some(memory) = &self.engine.memory {
+      return memory.await_fill(stored, std::time::Duration::from_millis(ms.into())).await;
+    }
     let channel = self.engine.codec.fill_channel();
     self.wakes.wait(&self.engine.opts, channel, stored, std::time::Duration::from_millis(ms.into())).await
   }

@@ -4,6 +4,7 @@
 //! is the same for both. Instances in one process that name the same store
 //! share it, as two clients share a server; it lives while any of them does.
 
+mod getorset;
 mod glob;
 mod store;
 
@@ -97,6 +98,20 @@ impl Backend {
     }
   }
 
+  /// getOrSet: whether `key` (stored name) was filled within `wait`.
+  pub async fn await_fill(&self, key: Vec<u8>, wait: std::time::Duration) -> bool {
+    match self.store() {
+      Ok(store) => getorset::await_fill(&store, key, wait).await,
+      Err(_) => false,
+    }
+  }
+
+  /// Cancels the getOrSet leases under keyPrefix (after an invalidation).
+  pub fn cancel_leases(&self, codec: &Codec) -> Result<()> {
+    getorset::cancel_leases(&*self.store()?, codec);
+    Ok(())
+  }
+
   /// getStats figures: keys, bytes used, peak, evictions and expirations.
   pub fn stats(&self) -> Result<serde_json::Value> {
     let store = self.store()?;
@@ -119,7 +134,10 @@ pub fn run(store: &Store, codec: &Codec, op: &Op) -> Vec<Outcome> {
   let int = |b: bool| Ok(Value::Int(b as i64));
   let out = match op {
     Op::Get(k) => vec![Ok(store.shard(k).get(k).map_or(Value::Nil, Value::BulkString))],
-    Op::Del(k) => vec![int(store.shard(k).del(k))],
+    Op::Del(k) => {
+      let lease = codec.lease_key(k);
+      vec![int(store.shard(k).del(k)), int(store.shard(&lease).del(&lease))]
+    }
     Op::Exists(k) => vec![int(store.shard(k).exists(k))],
     // TTL: whole seconds, rounded as the server rounds them.
     Op::Ttl(k) => vec![Ok(Value::Int(match store.shard(k).pttl(k) {
@@ -163,6 +181,7 @@ pub fn run(store: &Store, codec: &Codec, op: &Op) -> Vec<Outcome> {
       let lock = codec.lock_key(key);
       vec![int(store.shard(&lock).pexpire_if(&lock, token, *ttl_ms))]
     }
+    Op::Gos(gos) => getorset::run(store, codec, gos),
   };
   out
 }

@@ -83,6 +83,8 @@ pub struct Store {
   expired: AtomicU64,
   /// The next shard an eviction starts in.
   evict_at: AtomicUsize,
+  /// getOrSet waiters by stored key: the in-process PUBLISH (getorset.rs).
+  pub fills: Mutex<HashMap<Vec<u8>, Vec<tokio::sync::oneshot::Sender<()>>>>,
 }
 
 /// What getStats reports of the store.
@@ -114,6 +116,7 @@ impl Store {
       evictions: AtomicU64::new(0),
       expired: AtomicU64::new(0),
       evict_at: AtomicUsize::new(0),
+      fills: Mutex::new(HashMap::new()),
     }
   }
 
@@ -373,6 +376,46 @@ impl Locked<'_> {
     match self.live(key).map(|e| &e.data) {
       Some(Data::Members(set)) => set.keys().cloned().collect(),
       _ => Vec::new(),
+    }
+  }
+
+  /// getOrSet's record of a value: "" for none, else " <hash> <absolute
+  /// expiry ms or -1>" (a lease remembers it; see getorset.rs).
+  pub fn state(&mut self, key: &[u8]) -> String {
+    let hasher = &self.store.hasher;
+    match self.live(key) {
+      Some(Entry { data: Data::Text(t), expires_at, .. }) => {
+        let at = if *expires_at == 0 { -1 } else { *expires_at as i64 };
+        format!(" {:x} {at}", hasher.hash_one(&**t))
+      }
+      _ => String::new(),
+    }
+  }
+
+  /// Whether `key` is as `state` recorded; a value that merely expired
+  /// since counts as unchanged.
+  pub fn unchanged(&mut self, key: &[u8], was: &str) -> bool {
+    let now = self.now as i64;
+    let now_state = self.state(key);
+    if now_state == was {
+      return true;
+    }
+    now_state.is_empty() && was.rsplit(' ').next().and_then(|at| at.parse::<i64>().ok()).is_some_and(|at| at >= 0 && at <= now)
+  }
+
+  /// The text at `key`, if it is one.
+  pub fn text(&mut self, key: &[u8]) -> Option<String> {
+    match &self.live(key)?.data {
+      Data::Text(t) => Some(t.to_string()),
+      _ => None,
+    }
+  }
+
+  /// ZREM of one member.
+  pub fn member_remove(&mut self, key: &[u8], member: &[u8]) -> bool {
+    match self.live(key).map(|e| &mut e.data) {
+      Some(Data::Members(set)) => set.remove(member).is_some(),
+      _ => false,
     }
   }
 
