@@ -126,3 +126,10 @@ test('REDIS_URL=memory:// runs a whole program with no server; an instance left 
   assert.equal(r.stdout.trim(), 'memory://default {"v":1} memory 1');
   assert.equal(r.code, 0, 'exited on its own, the instance still open');
 });
+
+test('npm run demo -- --memory runs the whole demo on the memory store and says so first', async () => {
+  const r = await runNode("process.argv.push('--memory'); require('./demo/demo.js');");
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout.split('\n')[0], /demo against the in-process memory store/);
+  assert.match(r.stdout, /await cache.disconnect\(\)/);
+});
