@@ -5,7 +5,8 @@
 // its own process, interleaved over rounds; redis-benchmark on the same
 // server gives the ceiling. Prints a table, writes bench/results/latest.json
 // and bench/results/chart.svg. A second section compares getOrSet with
-// bentocache and cache-manager (`--only getOrSet` runs it alone).
+// bentocache and cache-manager (`--only getOrSet` runs it alone); a third the
+// memory store with cache-manager's and bentocache's (`--only memory`).
 //
 //   npm run bench -- [--rounds 3] [--seconds 2] [--only substring] [--clients a,b] [--no-wait]
 //
@@ -155,6 +156,11 @@ async function main() {
       report(main, results, ceiling);
     }
     if (aside.length > 0) reportCacheAside(aside, results, main.length > 0);
+    // The memory store beside other in-process stores (bench/memory-store.js).
+    if ('memory store'.includes(ONLY)) {
+      const { lines } = await require('./memory-store').section({ rounds: ROUNDS, seconds: SECONDS });
+      console.log(['', ...lines].join('\n'));
+    }
   } finally {
     await server.stop();
   }
