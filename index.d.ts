@@ -38,10 +38,14 @@ declare namespace CacheModule {
     | 'ERR_UNAVAILABLE'
     /** `lock()` ran out of retries. */
     | 'ERR_LOCK_NOT_ACQUIRED'
+    /** A held lock was lost (its key deleted, taken, or not extended within its ttl): `lost` event, `lock.signal`'s reason, `withLock`. */
+    | 'ERR_LOCK_LOST'
     /** `generateKey()` with a pattern that is not registered. */
     | 'ERR_UNKNOWN_PATTERN'
     /** `invalidate()` with a strategy that is not registered. */
     | 'ERR_UNKNOWN_STRATEGY'
+    /** A reply too large to become one JavaScript string (a value, or an mget's values together, past V8's 2^29 - 24 characters). */
+    | 'ERR_REPLY_TOO_LARGE'
     /** `getOrSet()`: the factory ran past `hardTimeout` (and no stale value could answer). */
     | 'ERR_FACTORY_TIMEOUT'
     /** A bad argument or option (the error is a TypeError or RangeError). */
@@ -144,7 +148,7 @@ declare namespace CacheModule {
     memory?: MemoryStoreOptions;
     /** Prepended to every key the module touches. Default `'fluxor:'`. */
     keyPrefix?: string;
-    /** Default ttl of `set`/`mset`/`warmCache`, in SECONDS (fractions allowed); `0` = no expiry. Default `3600`. */
+    /** Default ttl of `set`/`mset`/`warmCache`, in SECONDS (fractions allowed), at most 9e12; `0` = no expiry. Default `3600`. */
     defaultTTL?: number;
     /** MILLISECONDS to establish a connection (TCP, handshake and PING). Default `5000`. */
     connectTimeout?: number;
@@ -170,7 +174,7 @@ declare namespace CacheModule {
 
   /** Options of `set` and `mset`. */
   export interface SetOptions {
-    /** SECONDS (fractions allowed, ms precision); `0` = no expiry. Default: `defaultTTL`. */
+    /** SECONDS (fractions allowed, ms precision), at most 9e12; `0` = no expiry. Default: `defaultTTL`. */
     ttl?: number;
     /** Tags for `invalidate('tag', tag)`: non-empty strings of well-formed Unicode (no lone surrogates). */
     tags?: string[];
@@ -188,7 +192,7 @@ declare namespace CacheModule {
   export interface WarmOptions<T = unknown> {
     /** The key of an item of an array or (async) iterable (`index`: its position). Default: `item.id`. */
     keyExtractor?: (item: T, index: number) => string | number;
-    /** SECONDS (fractions allowed); `0` = no expiry. Default: `defaultTTL`. */
+    /** SECONDS (fractions allowed), at most 9e12; `0` = no expiry. Default: `defaultTTL`. */
     ttl?: number;
     /** Tags of every warmed key, for `invalidate('tag', tag)`. */
     tags?: string[];
@@ -214,7 +218,11 @@ declare namespace CacheModule {
     autoExtend?: boolean;
   }
 
-  /** A held distributed lock. */
+  /**
+   * A held distributed lock. At run time an EventEmitter: `lost` fires (with
+   * an `ERR_LOCK_LOST` error) when an extension finds the lock gone or taken,
+   * or when `autoExtend` cannot extend it within its ttl.
+   */
   export interface Lock {
     /** The key as given to `lock()` (without the keyPrefix). */
     readonly key: string;
@@ -222,10 +230,18 @@ declare namespace CacheModule {
     readonly token: string;
     /** Strictly increasing per key, across every holder: pass it to the resource you protect. */
     readonly fencingToken: number;
+    /** Aborts when the lock is lost; its `reason` is the `ERR_LOCK_LOST` error. */
+    readonly signal: AbortSignalLike;
     /** Releases the lock; false when it had expired or belongs to someone else (never removes another holder's lock). */
     release(): Promise<boolean>;
-    /** Resets the expiry to `ttl` SECONDS (default: the lock's ttl); false when the lock is no longer held. */
+    /** Resets the expiry to `ttl` SECONDS (default: the lock's ttl); false when the lock is no longer held (it is then lost). */
     extend(ttl?: number): Promise<boolean>;
+    on(event: 'lost', listener: (err: CacheError) => void): this;
+    once(event: 'lost', listener: (err: CacheError) => void): this;
+    off(event: 'lost', listener: (err: CacheError) => void): this;
+    addListener(event: 'lost', listener: (err: CacheError) => void): this;
+    removeListener(event: 'lost', listener: (err: CacheError) => void): this;
+    listenerCount(event: 'lost'): number;
   }
 
   /** The built-in invalidation strategies. */
@@ -233,6 +249,68 @@ declare namespace CacheModule {
 
   /** The built-in key patterns of `generateKey` (more may be registered). */
   export type KeyPattern = 'user' | 'inventory' | 'order' | 'session' | 'analytics' | 'forecast' | 'channel';
+
+  /** The operations `getStats().byOperation`, `metrics()` and tracing name (`lock`, `unlock`, `extend`: the lock steps; `gos_*`: the steps of `getOrSet`). */
+  export type OperationName =
+    | 'get' | 'set' | 'del' | 'exists' | 'expire' | 'ttl' | 'mget' | 'mset' | 'lock' | 'unlock' | 'extend' | 'ping'
+    | 'gos_read' | 'gos_lease' | 'gos_store' | 'gos_release' | 'gos_extend';
+
+  /**
+   * One operation kind in `getStats().byOperation`. Latency in MILLISECONDS:
+   * the round trip of each operation's batch, from its write to its replies,
+   * over the operations that reached the server.
+   */
+  export interface OperationStats {
+    /** Operations of this kind. */
+    count: number;
+    /** Those that failed (also those that failed before reaching the server). */
+    errors: number;
+    p50: number;
+    p90: number;
+    p99: number;
+    max: number;
+  }
+
+  /** Options of `getStats()`. */
+  export interface GetStatsOptions {
+    /** Start a new window after this one: this instance's counters (getOrSet's too), latency and `byOperation` start again from zero (`metrics()` is not reset). */
+    reset?: boolean;
+  }
+
+  /**
+   * The context of an operation published on the `fluxor:command`
+   * TracingChannel (`node:diagnostics_channel`) while anyone subscribes;
+   * the channel adds `result` (what it resolved to) or `error` (what it
+   * rejected with) when it settles.
+   */
+  export type CommandContext = OperationContext | InvalidateContext;
+
+  /** A batch-path operation (every method but `invalidate`, `getStats`, `metrics`). */
+  export interface OperationContext {
+    operation: OperationName;
+    /** The key as given (without the keyPrefix); undefined for `mget`, `mset` and `ping`. */
+    key: string | undefined;
+    /** Keys it names: 1; an `mget`'s or `mset`'s count; 0 for `ping`. */
+    keyCount: number;
+    keyPrefix: string;
+    /** `host:port` (behind sentinels, the master's since the last connect), or `'cluster'`. */
+    server: string;
+    result?: unknown;
+    error?: CacheError;
+  }
+
+  /** A built-in invalidation strategy. */
+  export interface InvalidateContext {
+    operation: 'invalidate';
+    strategy: InvalidationStrategy;
+    /** The key, tag or glob. */
+    argument: string;
+    keyPrefix: string;
+    server: string;
+    /** The number of keys removed. */
+    result?: number;
+    error?: CacheError;
+  }
 
   /** The platform's AbortSignal where its types are loaded (DOM or @types/node), else its core. */
   export type AbortSignalLike = typeof globalThis extends { AbortSignal: { prototype: infer S } }
@@ -293,6 +371,8 @@ declare namespace CacheModule {
     operations: number;
     /** Latency of this instance's commands, in MILLISECONDS. */
     latency: { p50: number; p99: number };
+    /** Per operation kind that ran in the window. */
+    byOperation: Partial<Record<OperationName, OperationStats>>;
     /**
      * Server memory in BYTES (summed over masters in cluster mode). The memory
      * store reports its own count (`rss` = `used`) with its bounds, the keys
@@ -315,6 +395,8 @@ declare namespace CacheModule {
       mode: 'standalone' | 'cluster' | 'memory';
       /** The masters, as `host:port` (the memory store: `memory://<name>`). */
       nodes: string[];
+      /** The server's `maxmemory-policy` (`'noeviction'`, `'allkeys-lru'`, …); see README "Distributed locks". The memory store: `'allkeys-lru'` when bounded (never evicting locks), else `'noeviction'`. */
+      evictionPolicy: string;
     };
   }
 
@@ -340,6 +422,19 @@ declare namespace CacheModule {
     error: [err: CacheError];
     /** A reconnect is scheduled in `delayMs` MILLISECONDS. */
     reconnecting: [delayMs: number];
+    /**
+     * Said once per policy, on connecting: the server may evict lock keys
+     * (`maxmemory` set, an `allkeys-*` or `volatile-*` policy), so locks and
+     * fencing tokens are not safe there. Without a listener it is dropped.
+     */
+    warning: [warning: EvictionWarning];
+  }
+
+  /** The `warning` event's argument. */
+  export interface EvictionWarning extends Error {
+    code: 'WARN_EVICTION_POLICY';
+    /** The server's `maxmemory-policy`. */
+    policy: string;
   }
 
   /** The events of `on`/`once`/`off`. */
@@ -446,17 +541,24 @@ declare class CacheModule {
 
   /** Acquires the lock on `key`; rejects with `ERR_LOCK_NOT_ACQUIRED` when the retries run out. */
   lock(key: CacheModule.Key, options?: CacheModule.LockOptions): Promise<CacheModule.Lock>;
-  /** Runs `fn` holding the lock on `key`, releasing it afterwards (also when `fn` throws); resolves what `fn` returns. */
+  /**
+   * Runs `fn` holding the lock on `key`, releasing it afterwards (also when `fn` throws); resolves what `fn` returns.
+   * Rejects with `ERR_LOCK_LOST` when the lock was lost before `fn` finished (`signal`, the lock's, aborts then), even if `fn` resolved.
+   */
   withLock<R>(
     key: CacheModule.Key,
-    fn: (lock: CacheModule.Lock) => R | PromiseLike<R>,
+    fn: (lock: CacheModule.Lock, signal: CacheModule.AbortSignalLike) => R | PromiseLike<R>,
     options?: CacheModule.LockOptions,
   ): Promise<Awaited<R>>;
 
   // ---- monitoring ----------------------------------------------------------
 
-  /** This instance's counters and the server's memory, keys and topology. */
-  getStats(): Promise<CacheModule.Stats>;
+  /** This instance's counters (since the last `{ reset: true }`) and the server's memory, keys and topology. */
+  getStats(options?: CacheModule.GetStatsOptions): Promise<CacheModule.Stats>;
+  /** This instance's counters and per-operation latency histograms as Prometheus text exposition (names `fluxor_cache_*`). */
+  metrics(): string;
+  /** The round trip of a PING, in MILLISECONDS (in cluster mode: every master answered). */
+  ping(): Promise<number>;
 
   // ---- events (inherited from Node.js's EventEmitter at run time) ----------
 

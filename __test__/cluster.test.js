@@ -167,11 +167,11 @@ test("invalidate('pattern', '*') removes exactly the keys under the prefix on ev
   for (const k of foreign) await router.cmd('SET', k, 'foreign');
   const lock = await cache.lock('held', { ttl: 60 });
   assert.equal((await ownersOf(Object.keys(mine).map((k) => `cl:${k}`))).size, 3);
-  // 301 cache keys, the foreign ones, the lock, its fencing counter and the tag index.
-  assert.equal(sum(await router.onEach('DBSIZE')), 301 + foreign.length + 3);
+  // 301 cache keys, the foreign ones, the lock, its fencing counter, the tag index and the tagged key's record of tags.
+  assert.equal(sum(await router.onEach('DBSIZE')), 301 + foreign.length + 4);
 
   assert.equal(await cache.invalidate('pattern', '*'), 301);
-  assert.equal(sum(await router.onEach('DBSIZE')), foreign.length + 3);
+  assert.equal(sum(await router.onEach('DBSIZE')), foreign.length + 4);
   for (const k of foreign) assert.equal(await router.cmd('GET', k), 'foreign', k);
   assert.equal(await router.cmd('EXISTS', 'cl:__fluxor__:tag:kept-index'), 1, 'the tag index stays');
   assert.equal(await lock.release(), true, 'the lock was still held');
@@ -306,6 +306,21 @@ test('getStats() in cluster mode: the 3 masters, memory and keys summed over the
   assert.equal(typeof (stats.hits / (stats.hits + stats.misses)), 'number');
   assert.ok(Number.isFinite(stats.memory.used / 1024 / 1024));
   assert.ok(stats.latency.p50 >= 0 && stats.latency.p99 >= stats.latency.p50);
+});
+
+test('ping() in cluster mode sends a PING to every master and resolves the round trip', async () => {
+  const pings = async () => {
+    const masters = new Set((await cluster.masterPorts()).map(String));
+    const stats = await router.onEach('INFO', 'commandstats');
+    return Object.fromEntries(Object.entries(stats).filter(([port]) => masters.has(port)).map(([port, text]) => [port, Number(/cmdstat_ping:calls=(\d+)/.exec(text)?.[1] ?? 0)]));
+  };
+  const before = await pings();
+  const ms = await cache.ping();
+  const after = await pings();
+  assert.ok(typeof ms === 'number' && ms > 0, String(ms));
+  assert.equal(Object.keys(before).length, 3);
+  for (const port of Object.keys(before)) assert.ok(after[port] > before[port], `master ${port} was pinged (${before[port]} -> ${after[port]})`);
+  assert.ok((await cache.getStats()).byOperation.ping.count >= 1);
 });
 
 test("the README's Configuration snippet with enableCluster: true and clusterNodes", async () => {

@@ -120,6 +120,16 @@ for (const engine of ENGINES) {
       await assert.rejects(cache.invalidate('pattern', ''), { code: 'ERR_INVALID_ARG' });
     });
 
+    test('tags follow expire(): a key whose expiry moved is still removed by its tag', async () => {
+      await cache.set('fx:1', 1, { ttl: 0.1, tags: ['fx'] });
+      assert.equal(await cache.expire('fx:1', 60), true);
+      await sleep(200);
+      // This write trims the index of members past their expiry.
+      await cache.set('fx:2', 2, { ttl: 60, tags: ['fx'] });
+      assert.equal(await cache.invalidate('tag', 'fx'), 2);
+      assert.equal(await cache.exists('fx:1'), false);
+    });
+
     test('two prefixes on one store never touch each other', async () => {
       const other = await another({ keyPrefix: 'eng2:' });
       await other.mset({ p: 1, 'p:b': 2 }, { tags: ['pt'] });

@@ -12,6 +12,7 @@
 // long-lived callback, `receiver`.
 
 const { cacheError, adopt } = require('./errors');
+const { commands, wireContext } = require('./trace');
 
 const FLUSH_AT = 32;
 /** The cost of an operation that leaves at once with what is queued. */
@@ -37,6 +38,7 @@ class Batcher {
   #releaseQueued = false;
   #nextId = 1;
   #idle = [];
+  #where = null; // { server, keyPrefix }, for tracing
 
   /** `onLost(err)` hears when the engine lost its connection. */
   constructor(onLost) {
@@ -47,8 +49,10 @@ class Batcher {
     this.receiver = (batches) => self.deref()?.settle(batches);
   }
 
-  attach(engine) {
+  /** `where`: { server, keyPrefix }, what a trace context names. */
+  attach(engine, where) {
     this.#engine = engine;
+    this.#where = where;
   }
 
   /**
@@ -56,9 +60,15 @@ class Batcher {
    * `cost` is how many Redis commands it amounts to. Lock steps cost
    * AT_ONCE: their scripts cost Redis far more than a GET, so they leave at
    * once and Redis starts on them while JS goes on (measured: 1.5x the lock
-   * throughput at 8 in flight).
+   * throughput at 8 in flight). Traced (lib/trace.js) while anyone
+   * subscribes.
    */
   run(decode, args, cost = 1) {
+    if (commands.hasSubscribers) return commands.tracePromise(() => this.#queue(decode, args, cost), wireContext(args, cost, this.#where));
+    return this.#queue(decode, args, cost);
+  }
+
+  #queue(decode, args, cost) {
     return new Promise((resolve, reject) => {
       const queued = this.#args;
       for (let i = 0; i < args.length; i++) queued.push(args[i]);
@@ -80,6 +90,32 @@ class Batcher {
     const pending = this.#pending;
     this.#args = [];
     this.#pending = [];
+    const id = this.#begin(pending);
+    try {
+      this.#engine.exec(id, args);
+    } catch (err) {
+      this.settle([[id, [err]]]);
+    }
+  }
+
+  /**
+   * A native call that answers later with one reply, as a batch of its own
+   * (invalidate, getStats): `start(id)` begins it. Settled, held and drained
+   * like a batch, so disconnect() waits for it too.
+   */
+  call(start, decode) {
+    return new Promise((resolve, reject) => {
+      const id = this.#begin([resolve, reject, decode]);
+      try {
+        start(id);
+      } catch (err) {
+        this.settle([[id, [err]]]);
+      }
+    });
+  }
+
+  /** Registers `pending` in flight under a new batch id. */
+  #begin(pending) {
     const id = this.#nextId;
     this.#nextId = id === 0xffffffff ? 1 : id + 1;
     // Batches in flight keep the process alive; an idle connection does not.
@@ -89,11 +125,7 @@ class Batcher {
       this.#engine.hold(true);
     }
     this.#inflight.set(id, pending);
-    try {
-      this.#engine.exec(id, args);
-    } catch (err) {
-      this.settle([[id, [err]]]);
-    }
+    return id;
   }
 
   /** Finished batches, each `[id, replies]` (batch 0: the connection was lost). */

@@ -2,7 +2,7 @@
 //! path every command takes.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Instant;
 
 use redis::{Cmd, Value};
@@ -11,7 +11,7 @@ use crate::codec::Codec;
 use crate::connection::{describe, Connection, Node, Outcome};
 use crate::error::{CacheError, Code, Result};
 use crate::memory;
-use crate::ops::{Op, Reply, Wire};
+use crate::ops::{Kind, Op, Reply, Wire};
 use crate::options::{Options, Target};
 use crate::stats::{add, ServerInfo, Stats};
 
@@ -69,10 +69,11 @@ impl Engine {
     describe(&self.opts.target)
   }
 
-  /// Opens a new connection and makes it the current one.
-  pub async fn connect(self: &Arc<Self>) -> Result<()> {
+  /// Opens a new connection and makes it the current one. Resolves the
+  /// server's eviction policy when it may evict lock keys (eviction.rs).
+  pub async fn connect(self: &Arc<Self>) -> Result<Option<String>> {
     if let Some(memory) = &self.memory {
-      return memory.connect();
+      return memory.connect().map(|()| None);
     }
     let generation = self.generations.fetch_add(1, Ordering::Relaxed) + 1;
     let engine = Arc::downgrade(self);
@@ -82,24 +83,37 @@ impl Engine {
       }
     });
     let conn = Connection::open(&self.opts, on_lost).await?;
-    let old = std::mem::replace(&mut *self.state.write().unwrap(), State::Ready(Current { conn, generation }));
+    let eviction = crate::eviction::unsafe_policy(&conn).await;
+    let old = std::mem::replace(&mut *self.state_mut(), State::Ready(Current { conn, generation }));
     if let State::Ready(old) = old {
       old.conn.close();
     }
-    Ok(())
+    Ok(eviction)
   }
 
   pub fn disconnect(&self) {
     if let Some(memory) = &self.memory {
       memory.disconnect();
     }
-    if let State::Ready(current) = std::mem::replace(&mut *self.state.write().unwrap(), State::Idle) {
+    let old = std::mem::replace(&mut *self.state_mut(), State::Idle);
+    // Closing completes what is pending: not under the lock.
+    if let State::Ready(current) = old {
       current.conn.close();
     }
   }
 
+  // The state is replaced whole under the lock, so a panic elsewhere cannot
+  // leave it half-written: a poisoned lock is as good as any.
+  fn state(&self) -> RwLockReadGuard<'_, State> {
+    self.state.read().unwrap_or_else(PoisonError::into_inner)
+  }
+
+  fn state_mut(&self) -> RwLockWriteGuard<'_, State> {
+    self.state.write().unwrap_or_else(PoisonError::into_inner)
+  }
+
   pub fn connection(&self) -> Result<Current> {
-    match &*self.state.read().unwrap() {
+    match &*self.state() {
       State::Ready(current) => Ok(current.clone()),
       State::Lost(err) => Err(err.clone()),
       State::Idle => Err(CacheError::not_connected()),
@@ -108,7 +122,7 @@ impl Engine {
 
   /// The standalone connection's socket, when that is what is in use.
   pub fn standalone(&self) -> Option<Arc<crate::multiplex::Multiplexed>> {
-    match &*self.state.read().unwrap() {
+    match &*self.state() {
       State::Ready(Current { conn: Connection::Standalone(mux), .. }) => Some(mux.clone()),
       _ => None,
     }
@@ -118,14 +132,14 @@ impl Engine {
     if let Some(memory) = &self.memory {
       return memory.is_connected();
     }
-    matches!(&*self.state.read().unwrap(), State::Ready(_))
+    matches!(&*self.state(), State::Ready(_))
   }
 
   /// Marks connection `generation` lost (unless a newer one replaced it) so
   /// that commands fail fast until the JS face reconnects, and says so.
   fn lost(&self, generation: u64, err: CacheError) {
     {
-      let mut state = self.state.write().unwrap();
+      let mut state = self.state_mut();
       if !matches!(&*state, State::Ready(c) if c.generation == generation) {
         return;
       }
@@ -181,7 +195,7 @@ impl Engine {
     let engine = self.clone();
     napi::bindgen_prelude::spawn(async move {
       let Ok(conn) = Connection::open(&engine.opts, Arc::new(|_| {})).await else { return };
-      let mut state = engine.state.write().unwrap();
+      let mut state = engine.state_mut();
       if matches!(&*state, State::Ready(c) if c.generation == generation) {
         *state = State::Ready(Current { conn, generation });
       }
@@ -216,13 +230,17 @@ impl Engine {
     }
   }
 
-  /// `getStats()`: this instance's counters and the servers' figures, as
-  /// JSON text.
-  pub async fn stats_json(self: &Arc<Self>) -> Result<String> {
-    use std::sync::atomic::Ordering::Relaxed;
-    // The memory store gives its own figures in place of INFO and DBSIZE.
-    let store_figures = self.memory.as_ref().map(|m| m.stats()).transpose()?;
-    let current = if store_figures.is_some() { Ok(None) } else { self.connection().map(Some) };
+  /// `getStats()`: this instance's counters since the window started (a
+  /// new one now with `reset`) and the servers' figures, as JSON text.
+  pub async fn stats_json(self: &Arc<Self>, reset: bool) -> Result<String> {
+    if let Some(memory) = &self.memory {
+      // The store's own figures in place of INFO and DBSIZE.
+      let figures = memory.stats()?;
+      let mut stats = self.stats.window_json(reset);
+      stats.extend(figures);
+      return Ok(serde_json::Value::Object(stats).to_string());
+    }
+    let current = self.connection();
     let connected = current.is_ok();
     if let Err(err) = &current {
       if err.code == Code::NotConnected {
@@ -231,7 +249,7 @@ impl Engine {
     }
     let mut server = ServerInfo::default();
     let mut nodes = Vec::new();
-    if connected && store_figures.is_none() {
+    if connected {
       for node in self.masters().await? {
         let mut info = redis::cmd("INFO");
         info.arg("server").arg("memory");
@@ -252,29 +270,22 @@ impl Engine {
         });
       }
     }
-    let s = &self.stats;
-    let mut json = serde_json::json!({
-        "hits": s.hits.load(Relaxed),
-        "misses": s.misses.load(Relaxed),
-        "hitRate": s.hit_rate(),
-        "sets": s.sets.load(Relaxed),
-        "deletes": s.deletes.load(Relaxed),
-        "errors": s.errors.load(Relaxed),
-        "operations": s.operations.load(Relaxed),
-        "latency": { "p50": s.latency_ms(0.5), "p99": s.latency_ms(0.99) },
-        "memory": { "used": server.used, "peak": server.peak, "rss": server.rss },
-        "keys": server.keys,
-        "connected": connected,
-        "server": {
-          "version": server.version,
-          "mode": if self.opts.is_cluster() { "cluster" } else { "standalone" },
-          "nodes": nodes,
-        },
-    });
-    if let (Some(serde_json::Value::Object(figures)), Some(json)) = (store_figures, json.as_object_mut()) {
-      json.extend(figures);
-    }
-    Ok(json.to_string())
+    let serde_json::Value::Object(servers) = serde_json::json!({
+      "memory": { "used": server.used, "peak": server.peak, "rss": server.rss },
+      "keys": server.keys,
+      "connected": connected,
+      "server": {
+        "version": server.version,
+        "mode": if self.opts.is_cluster() { "cluster" } else { "standalone" },
+        "nodes": nodes,
+        "evictionPolicy": server.eviction_policy,
+      },
+    }) else {
+      unreachable!("an object")
+    };
+    let mut stats = self.stats.window_json(reset);
+    stats.extend(servers);
+    Ok(serde_json::Value::Object(stats).to_string())
   }
 
   pub fn is_cluster(&self) -> bool {
@@ -286,37 +297,22 @@ impl Engine {
   pub fn exec(self: &Arc<Self>, wire: &[String], deliver: impl FnOnce(Vec<Reply>) + Send + 'static) {
     let mut reader = Wire::new(wire);
     let mut ops: Vec<Result<Op>> = Vec::new();
+    let mut kinds: Vec<Kind> = Vec::new();
     while !reader.is_done() {
       match reader.next_op(&self.codec, self.opts.default_ttl_ms) {
-        Ok(op) => ops.push(op),
+        Ok((kind, op)) => {
+          kinds.push(kind);
+          ops.push(op);
+        }
         Err(err) => return deliver(vec![Reply::Err(err)]),
       }
     }
     add(&self.stats.operations, ops.len() as u64);
     if let Some(memory) = &self.memory {
-      let replies = match memory.store() {
-        Err(err) => self.fail_all(err, ops.len()),
-        Ok(store) => {
-          let started = Instant::now();
-          let replies = ops
-            .into_iter()
-            .map(|op| {
-              match op.and_then(|op| {
-                let mut outcomes = memory::run(&store, &self.codec, &op);
-                op.reply(&mut outcomes, &self.stats)
-              }) {
-                Ok(reply) => reply,
-                Err(e) => self.reply_err(e),
-              }
-            })
-            .collect::<Vec<_>>();
-          self.stats.record_latency(started.elapsed(), replies.len() as u64);
-          replies
-        }
-      };
-      return deliver(replies);
+      return deliver(self.exec_in_memory(memory, ops, kinds));
     }
     if let Err(err) = self.connection() {
+      self.stats.record_ops(kinds.into_iter().map(|k| (k, true)), None);
       return deliver(self.fail_all(err, ops.len()));
     }
     let cluster = self.is_cluster();
@@ -331,20 +327,64 @@ impl Engine {
     }
     if cmds.is_empty() {
       let replies = ops.into_iter().map(|op| self.reply_err(op.err().expect("an op without commands failed"))).collect();
+      self.stats.record_ops(kinds.into_iter().map(|k| (k, true)), None);
       return deliver(replies);
     }
     let engine = self.clone();
+    let started = Instant::now();
     self.send(cmds, move |mut outcomes| {
-      let replies = ops
+      let mut then = Vec::new();
+      let elapsed = started.elapsed();
+      let replies: Vec<Reply> = ops
         .into_iter()
         .zip(spans)
-        .map(|(op, span)| match op.and_then(|op| op.reply(&mut outcomes[span], &engine.stats)) {
-          Ok(reply) => reply,
-          Err(e) => engine.reply_err(e),
+        .map(|(op, span)| {
+          let outcomes = &mut outcomes[span];
+          match op.and_then(|op| {
+            op.follow_up(&engine.codec, outcomes, &mut then);
+            op.reply(outcomes, &engine.stats)
+          }) {
+            Ok(reply) => reply,
+            Err(e) => engine.reply_err(e),
+          }
         })
         .collect();
-      deliver(replies)
+      engine.stats.record_ops(kinds.into_iter().zip(&replies).map(|(k, r)| (k, matches!(r, Reply::Err(_)))), Some(elapsed));
+      if then.is_empty() {
+        deliver(replies)
+      } else {
+        // A second round some operations need (expire.rs); the batch is
+        // answered once it is done.
+        engine.send(then, move |_| deliver(replies));
+      }
     });
+  }
+
+  /// `exec` on the memory store: each operation answered at once with the
+  /// replies its commands would get from a server, through the same `reply`.
+  fn exec_in_memory(&self, memory: &memory::Backend, ops: Vec<Result<Op>>, kinds: Vec<Kind>) -> Vec<Reply> {
+    let store = match memory.store() {
+      Ok(store) => store,
+      Err(err) => {
+        self.stats.record_ops(kinds.into_iter().map(|k| (k, true)), None);
+        return self.fail_all(err, ops.len());
+      }
+    };
+    let started = Instant::now();
+    let replies: Vec<Reply> = ops
+      .into_iter()
+      .map(|op| {
+        match op.and_then(|op| {
+          let mut outcomes = memory::run(&store, &self.codec, &op);
+          op.reply(&mut outcomes, &self.stats)
+        }) {
+          Ok(reply) => reply,
+          Err(e) => self.reply_err(e),
+        }
+      })
+      .collect();
+    self.stats.record_ops(kinds.into_iter().zip(&replies).map(|(k, r)| (k, matches!(r, Reply::Err(_)))), Some(started.elapsed()));
+    replies
   }
 
   fn reply_err(&self, err: CacheError) -> Reply {

@@ -1,5 +1,5 @@
 //! The hot-path operations (get, set, del, exists, expire, ttl, mget, mset,
-//! and the lock steps lock, unlock, extend):
+//! ping, and the lock steps lock, unlock, extend):
 //! how a batch arrives from JS, which commands each becomes, and what each
 //! resolves to.
 //!
@@ -14,7 +14,7 @@
 //!
 //!   get key | del key | exists key | ttl key
 //!   set key json ttl tags | expire key ttl
-//!   mget n keys.. | mset ttl tags n keys.. n jsons..
+//!   mget n keys.. | mset ttl tags n keys.. n jsons.. | ping
 //!   lock key token ttl | unlock key token | extend key token ttl
 //!   gos_* (getOrSet, src/getorset.rs)
 //!
@@ -27,8 +27,8 @@ use crate::codec::{parse_ms, Codec};
 use crate::connection::Outcome;
 use crate::error::{CacheError, Code, Result};
 use crate::getorset::{self, Gos};
-use crate::lock;
 use crate::stats::{add, Stats};
+use crate::{expire, lock};
 
 /// What one operation resolves to in JS.
 pub enum Reply {
@@ -43,6 +43,75 @@ pub enum Reply {
   Err(CacheError),
 }
 
+/// What kind of operation an `Op` came as: the names of
+/// `getStats().byOperation` and of the metrics' `operation` label.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Kind {
+  Get,
+  Set,
+  Del,
+  Exists,
+  Expire,
+  Ttl,
+  MGet,
+  MSet,
+  Lock,
+  Unlock,
+  Extend,
+  Ping,
+  /// The steps of getOrSet (src/getorset.rs), by their wire names.
+  GosRead,
+  GosLease,
+  GosStore,
+  GosRelease,
+  GosExtend,
+}
+
+impl Kind {
+  pub const ALL: [Kind; 17] = [
+    Kind::Get,
+    Kind::Set,
+    Kind::Del,
+    Kind::Exists,
+    Kind::Expire,
+    Kind::Ttl,
+    Kind::MGet,
+    Kind::MSet,
+    Kind::Lock,
+    Kind::Unlock,
+    Kind::Extend,
+    Kind::Ping,
+    Kind::GosRead,
+    Kind::GosLease,
+    Kind::GosStore,
+    Kind::GosRelease,
+    Kind::GosExtend,
+  ];
+  pub const COUNT: usize = Kind::ALL.len();
+
+  pub fn name(self) -> &'static str {
+    match self {
+      Kind::Get => "get",
+      Kind::Set => "set",
+      Kind::Del => "del",
+      Kind::Exists => "exists",
+      Kind::Expire => "expire",
+      Kind::Ttl => "ttl",
+      Kind::MGet => "mget",
+      Kind::MSet => "mset",
+      Kind::Lock => "lock",
+      Kind::Unlock => "unlock",
+      Kind::Extend => "extend",
+      Kind::Ping => "ping",
+      Kind::GosRead => "gos_read",
+      Kind::GosLease => "gos_lease",
+      Kind::GosStore => "gos_store",
+      Kind::GosRelease => "gos_release",
+      Kind::GosExtend => "gos_extend",
+    }
+  }
+}
+
 pub enum Op {
   Get(Vec<u8>),
   Set {
@@ -52,6 +121,7 @@ pub enum Op {
   },
   Del(Vec<u8>),
   Exists(Vec<u8>),
+  /// expire.rs: two rounds when the key has tags.
   Expire(Vec<u8>, u64),
   Ttl(Vec<u8>),
   MGet(Vec<Vec<u8>>),
@@ -70,6 +140,7 @@ pub enum Op {
     token: String,
     ttl_ms: u64,
   },
+  Ping,
   Gos(Gos),
 }
 
@@ -110,34 +181,37 @@ impl<'a> Wire<'a> {
     Ok(keys)
   }
 
-  /// The next operation. The outer error means the batch itself is malformed
-  /// (a bug in the JS face); the inner one is a bad argument of this
-  /// operation alone, whose arguments are still consumed.
-  pub fn next_op(&mut self, codec: &Codec, default_ttl_ms: u64) -> Result<Result<Op>> {
+  /// The next operation and its kind. The outer error means the batch
+  /// itself is malformed (a bug in the JS face); the inner one is a bad
+  /// argument of this operation alone, whose arguments are still consumed.
+  pub fn next_op(&mut self, codec: &Codec, default_ttl_ms: u64) -> Result<(Kind, Result<Op>)> {
     let opcode = self.take(1)?[0].as_str();
     Ok(match opcode {
-      "get" => codec.key(&self.take(1)?[0]).map(Op::Get),
-      "del" => codec.key(&self.take(1)?[0]).map(Op::Del),
-      "exists" => codec.key(&self.take(1)?[0]).map(Op::Exists),
-      "ttl" => codec.key(&self.take(1)?[0]).map(Op::Ttl),
+      "get" => (Kind::Get, codec.key(&self.take(1)?[0]).map(Op::Get)),
+      "del" => (Kind::Del, codec.key(&self.take(1)?[0]).map(Op::Del)),
+      "exists" => (Kind::Exists, codec.key(&self.take(1)?[0]).map(Op::Exists)),
+      "ttl" => (Kind::Ttl, codec.key(&self.take(1)?[0]).map(Op::Ttl)),
+      "ping" => (Kind::Ping, Ok(Op::Ping)),
       "expire" => {
         let a = self.take(2)?;
-        (|| Ok(Op::Expire(codec.key(&a[0])?, parse_ms(&a[1])?)))()
+        (Kind::Expire, (|| Ok(Op::Expire(codec.key(&a[0])?, parse_ms(&a[1])?)))())
       }
       "set" => {
         let a = self.take(4)?;
-        (|| {
+        let op = (|| {
           let entries = vec![(codec.key(&a[0])?, a[1].clone())];
           Ok(Op::Set { entries, ttl_ms: ttl_or(&a[2], default_ttl_ms)?, tags: parse_tags(&a[3])? })
-        })()
+        })();
+        (Kind::Set, op)
       }
       "mget" => {
         let keys = self.keys()?;
-        if keys.is_empty() {
+        let op = if keys.is_empty() {
           Err(CacheError::range_error("mget needs at least one key"))
         } else {
           keys.iter().map(|k| codec.key(k)).collect::<Result<_>>().map(Op::MGet)
-        }
+        };
+        (Kind::MGet, op)
       }
       "mset" => {
         let a = self.take(2)?;
@@ -147,24 +221,30 @@ impl<'a> Wire<'a> {
         if keys.len() != jsons.len() {
           return Err(malformed());
         }
-        (|| {
+        let op = (|| {
           if keys.is_empty() {
             return Err(CacheError::range_error("mset needs at least one entry"));
           }
           let entries = keys.iter().zip(jsons).map(|(k, json)| Ok((codec.key(k)?, json.to_owned()))).collect::<Result<_>>()?;
           Ok(Op::Set { entries, ttl_ms: ttl_or(&a[0], default_ttl_ms)?, tags: parse_tags(&a[1])? })
-        })()
+        })();
+        (Kind::MSet, op)
       }
       "lock" | "extend" => {
         let a = self.take(3)?;
         let (key, token) = (a[0].clone(), a[1].clone());
-        parse_ms(&a[2]).map(|ttl_ms| if opcode == "lock" { Op::Lock { key, token, ttl_ms } } else { Op::Extend { key, token, ttl_ms } })
+        let lock = opcode == "lock";
+        let op = parse_ms(&a[2]).map(|ttl_ms| if lock { Op::Lock { key, token, ttl_ms } } else { Op::Extend { key, token, ttl_ms } });
+        (if lock { Kind::Lock } else { Kind::Extend }, op)
       }
       "unlock" => {
         let a = self.take(2)?;
-        Ok(Op::Unlock { key: a[0].clone(), token: a[1].clone() })
+        (Kind::Unlock, Ok(Op::Unlock { key: a[0].clone(), token: a[1].clone() }))
       }
-      op if op.starts_with("gos_") => return getorset::parse(op, self, codec),
+      op if op.starts_with("gos_") => {
+        let kind = Kind::ALL.into_iter().find(|k| k.name() == op).ok_or_else(malformed)?;
+        (kind, getorset::parse(op, self, codec)?)
+      }
       _ => return Err(malformed()),
     })
   }
@@ -192,13 +272,16 @@ pub(crate) fn parse_tags(s: &str) -> Result<Vec<String>> {
 /// Adds members to a tag index, a sorted set scored by each member's expiry
 /// (ms since the epoch, server clock; +inf for none). Members past their
 /// expiry are dropped on every write, and the index itself expires with its
-/// last member, so an index never outgrows the keys it names.
+/// last member, so an index never outgrows the keys it names. ARGV: the ttl
+/// in ms, then `CH` (add, or move the expiry of members: CH only changes
+/// what ZADD returns) or `XX` (move the expiry of members only), then
+/// the members.
 const TAG_ADD: &str = r"
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
 local ttl = tonumber(ARGV[1])
 local score = ttl == 0 and '+inf' or (now + ttl)
-for i = 2, #ARGV do redis.call('ZADD', KEYS[1], score, ARGV[i]) end
+for i = 3, #ARGV do redis.call('ZADD', KEYS[1], ARGV[2], score, ARGV[i]) end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. now)
 local top = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')[2]
 if top == nil then return 0 end
@@ -209,6 +292,18 @@ return 1
 /// Most members one tag script call takes (Lua's stack bounds `unpack`).
 const TAG_CHUNK: usize = 1000;
 
+/// Sets the expiry of `keys` (stored names) in the index of `tag` to
+/// `ttl_ms` from now (0: none): adding them, or with `members_only` only
+/// those the index still names.
+pub fn tag_add<'k>(codec: &Codec, tag: &str, ttl_ms: u64, members_only: bool, keys: impl Iterator<Item = &'k [u8]>) -> Cmd {
+  let mut cmd = redis::cmd("EVAL");
+  cmd.arg(TAG_ADD).arg(1).arg(codec.tag_index(tag)).arg(ttl_ms).arg(if members_only { "XX" } else { "CH" });
+  for k in keys {
+    cmd.arg(k);
+  }
+  cmd
+}
+
 impl Op {
   /// Appends this operation's commands; `cluster` splits multi-key commands.
   pub fn commands(&self, codec: &Codec, cluster: bool, out: &mut Vec<Cmd>) {
@@ -216,20 +311,16 @@ impl Op {
       Op::Get(k) => out.push(key_cmd("GET", k)),
       // A delete clears the key's getOrSet lease: a factory in flight does
       // not write its older result back (src/getorset.rs; a set changes the
-      // value, which the lease remembers).
+      // value, which the lease remembers), and the key's record of its tags
+      // (expire.rs).
       Op::Del(k) => {
         out.push(key_cmd("DEL", k));
         out.push(key_cmd("DEL", &codec.lease_key(k)));
+        out.push(key_cmd("DEL", &codec.tag_record(k)));
       }
       Op::Exists(k) => out.push(key_cmd("EXISTS", k)),
+      Op::Expire(k, ms) => expire::commands(codec, k, *ms, out),
       Op::Ttl(k) => out.push(key_cmd("TTL", k)),
-      // 0 removes the expiry, as a ttl of 0 means "no expiry" everywhere else;
-      // EXISTS answers whether the key is there.
-      Op::Expire(k, 0) => {
-        out.push(key_cmd("EXISTS", k));
-        out.push(key_cmd("PERSIST", k));
-      }
-      Op::Expire(k, ms) => out.push(key_cmd("PEXPIRE", k).arg(*ms).clone()),
       Op::MGet(keys) if cluster => out.extend(keys.iter().map(|k| key_cmd("GET", k))),
       Op::MGet(keys) => {
         let mut cmd = redis::cmd("MGET");
@@ -241,6 +332,8 @@ impl Op {
       Op::Lock { key, token, ttl_ms } => out.push(lock::acquire(codec, key, token, *ttl_ms)),
       Op::Unlock { key, token } => out.push(lock::release(codec, key, token)),
       Op::Extend { key, token, ttl_ms } => out.push(lock::extend(codec, key, token, *ttl_ms)),
+      // In a cluster redis-rs sends a PING to every master.
+      Op::Ping => out.push(redis::cmd("PING")),
       Op::Set { entries, ttl_ms, tags, .. } => {
         for (k, json) in entries {
           let mut cmd = key_cmd("SET", k);
@@ -254,6 +347,14 @@ impl Op {
         add_to_tags(codec, tags, &keys, *ttl_ms, out);
       }
       Op::Gos(op) => op.commands(codec, out),
+    }
+  }
+
+  /// Commands to send, once this operation's own are answered, before its
+  /// batch is (expire.rs: a tagged key's indexes).
+  pub fn follow_up(&self, codec: &Codec, outcomes: &[Outcome], out: &mut Vec<Cmd>) {
+    if let Op::Expire(k, ms) = self {
+      expire::follow_up(codec, k, *ms, outcomes, out);
     }
   }
 
@@ -284,6 +385,7 @@ impl Op {
         Reply::Bool(n > 0)
       }
       Op::Exists(_) | Op::Expire(..) | Op::Unlock { .. } | Op::Extend { .. } => Reply::Bool(int_of(&first) > 0),
+      Op::Ping => Reply::Bool(true),
       Op::Ttl(_) | Op::Lock { .. } => Reply::Int(int_of(&first)),
       Op::MGet(keys) => {
         let values: Vec<Value> = match first {
@@ -306,16 +408,26 @@ impl Op {
   }
 }
 
-/// Adds `keys` to the index of each of `tags` (TAG_ADD), expiring with `ttl_ms`.
+/// Adds `keys` to the index of each of `tags` (TAG_ADD), expiring with
+/// `ttl_ms`, and writes each key's record of its tags with the same expiry
+/// (so that expire() can move it in those indexes: expire.rs). Every tagged
+/// write goes through here.
 pub(crate) fn add_to_tags(codec: &Codec, tags: &[String], keys: &[&[u8]], ttl_ms: u64, out: &mut Vec<Cmd>) {
+  if tags.is_empty() {
+    return;
+  }
+  let record = serde_json::to_string(tags).expect("strings serialize");
+  for k in keys {
+    let mut cmd = key_cmd("SET", &codec.tag_record(k));
+    cmd.arg(&record);
+    if ttl_ms > 0 {
+      cmd.arg("PX").arg(ttl_ms);
+    }
+    out.push(cmd);
+  }
   for tag in tags {
     for chunk in keys.chunks(TAG_CHUNK) {
-      let mut cmd = redis::cmd("EVAL");
-      cmd.arg(TAG_ADD).arg(1).arg(codec.tag_index(tag)).arg(ttl_ms);
-      for k in chunk {
-        cmd.arg(*k);
-      }
-      out.push(cmd);
+      out.push(tag_add(codec, tag, ttl_ms, false, chunk.iter().copied()));
     }
   }
 }
@@ -386,12 +498,12 @@ mod tests {
     let codec = Codec::new("p:");
     let args = wire(&["mget", "1", r#"["a","\u0000b"]"#, "mset", "", "", "2", r#"["k1"]"#, r#"["k2","k3"]"#, "2", "1\u{0}{\"x\":\"y\"}", "3"]);
     let mut w = Wire::new(&args);
-    match w.next_op(&codec, 5).unwrap().unwrap() {
-      Op::MGet(keys) => assert_eq!(keys, vec![b"p:a".to_vec(), b"p:\0b".to_vec()]),
+    match w.next_op(&codec, 5).unwrap() {
+      (Kind::MGet, Ok(Op::MGet(keys))) => assert_eq!(keys, vec![b"p:a".to_vec(), b"p:\0b".to_vec()]),
       _ => panic!("not an mget"),
     }
-    match w.next_op(&codec, 5).unwrap().unwrap() {
-      Op::Set { entries, ttl_ms, tags } => {
+    match w.next_op(&codec, 5).unwrap() {
+      (Kind::MSet, Ok(Op::Set { entries, ttl_ms, tags })) => {
         let expected = [("p:k1", "1"), ("p:k2", r#"{"x":"y"}"#), ("p:k3", "3")];
         assert_eq!(entries, expected.map(|(k, v)| (k.as_bytes().to_vec(), v.to_string())), "lists in two parts each");
         assert_eq!((ttl_ms, tags.len()), (5, 0));
@@ -406,8 +518,8 @@ mod tests {
     assert!(Wire::new(&args).next_op(&codec, 5).is_err());
     let args = wire(&["mget", "1", "[]", "mset", "", "", "1", "[]", "1", ""]);
     let mut w = Wire::new(&args);
-    assert!(w.next_op(&codec, 5).unwrap().is_err(), "no keys: a RangeError of this mget alone");
-    assert!(w.next_op(&codec, 5).unwrap().is_err(), "no entries: a RangeError of this mset alone");
+    assert!(w.next_op(&codec, 5).unwrap().1.is_err(), "no keys: a RangeError of this mget alone");
+    assert!(w.next_op(&codec, 5).unwrap().1.is_err(), "no entries: a RangeError of this mset alone");
     assert!(w.is_done());
   }
 }

@@ -37,7 +37,7 @@ pub fn run(store: &Store, codec: &Codec, gos: &Gos) -> Vec<Outcome> {
         vec![word("busy"), bulk(v), Value::Int(ttl), Value::Int(store.shard(&lease).pttl(&lease))]
       };
       let index = codec.lease_index();
-      store.shard(&index).tag_add(&index, *lease_ms, std::iter::once(lease.as_slice()));
+      store.shard(&index).tag_add(&index, *lease_ms, false, std::iter::once(lease.as_slice()));
       vec![Ok(Value::Array(reply)), int(1)]
     }
     Gos::Store { key, token, json, px_ms, tags } => {
@@ -55,10 +55,7 @@ pub fn run(store: &Store, codec: &Codec, gos: &Gos) -> Vec<Outcome> {
       };
       let index = codec.lease_index();
       let removed = store.shard(&index).member_remove(&index, &lease);
-      for tag in tags {
-        let index = codec.tag_index(tag);
-        store.shard(&index).tag_add(&index, *px_ms, std::iter::once(key.as_slice()));
-      }
+      super::add_to_tags(store, codec, tags, std::iter::once(key.as_slice()), *px_ms);
       store.enforce_bounds();
       vec![int(stored as i64), int(removed as i64)]
     }
@@ -86,7 +83,7 @@ pub fn run(store: &Store, codec: &Codec, gos: &Gos) -> Vec<Outcome> {
       let held = shard.text(&lease).is_some_and(|l| l.starts_with(token.as_str())) && shard.pexpire(&lease, *lease_ms);
       drop(shard);
       let index = codec.lease_index();
-      store.shard(&index).tag_add(&index, *lease_ms, std::iter::once(lease.as_slice()));
+      store.shard(&index).tag_add(&index, *lease_ms, false, std::iter::once(lease.as_slice()));
       vec![int(held as i64), int(1)]
     }
   }

@@ -113,18 +113,27 @@ impl Backend {
   }
 
   /// getStats figures: keys, bytes used, peak, evictions and expirations.
-  pub fn stats(&self) -> Result<serde_json::Value> {
+  pub fn stats(&self) -> Result<serde_json::Map<String, serde_json::Value>> {
     let store = self.store()?;
     let f = store.figures();
-    Ok(serde_json::json!({
+    let bounded = store.bounds.max_entries > 0 || store.bounds.max_bytes > 0;
+    let serde_json::Value::Object(figures) = serde_json::json!({
+      "connected": true,
       "keys": f.keys,
       "memory": {
         "used": f.bytes, "peak": f.peak, "rss": f.bytes,
         "maxEntries": store.bounds.max_entries, "maxBytes": store.bounds.max_bytes,
         "evictions": f.evictions, "expired": f.expired,
       },
-      "server": { "version": env!("CARGO_PKG_VERSION"), "mode": "memory", "nodes": [self.url()] },
-    }))
+      "server": {
+        "version": env!("CARGO_PKG_VERSION"), "mode": "memory", "nodes": [self.url()],
+        // Never a lock, a fencing counter or a tag index (store.rs).
+        "evictionPolicy": if bounded { "allkeys-lru" } else { "noeviction" },
+      },
+    }) else {
+      unreachable!("an object")
+    };
+    Ok(figures)
   }
 }
 
@@ -135,21 +144,17 @@ pub fn run(store: &Store, codec: &Codec, op: &Op) -> Vec<Outcome> {
   let out = match op {
     Op::Get(k) => vec![Ok(store.shard(k).get(k).map_or(Value::Nil, Value::BulkString))],
     Op::Del(k) => {
-      let lease = codec.lease_key(k);
-      vec![int(store.shard(k).del(k)), int(store.shard(&lease).del(&lease))]
+      let (lease, record) = (codec.lease_key(k), codec.tag_record(k));
+      vec![int(store.shard(k).del(k)), int(store.shard(&lease).del(&lease)), int(store.shard(&record).del(&record))]
     }
+    Op::Ping => vec![Ok(Value::SimpleString("PONG".into()))],
     Op::Exists(k) => vec![int(store.shard(k).exists(k))],
     // TTL: whole seconds, rounded as the server rounds them.
     Op::Ttl(k) => vec![Ok(Value::Int(match store.shard(k).pttl(k) {
       ms if ms < 0 => ms,
       ms => (ms + 500) / 1000,
     }))],
-    Op::Expire(k, 0) => {
-      let mut shard = store.shard(k);
-      let exists = shard.exists(k);
-      vec![int(exists), int(shard.pexpire(k, 0))]
-    }
-    Op::Expire(k, ms) => vec![int(store.shard(k).pexpire(k, *ms))],
+    Op::Expire(k, ms) => expire(store, codec, k, *ms),
     Op::MGet(keys) => vec![Ok(Value::Array(keys.iter().map(|k| store.shard(k).get(k).map_or(Value::Nil, Value::BulkString)).collect()))],
     Op::Set { entries, ttl_ms, tags } => {
       let mut out = Vec::with_capacity(entries.len() + tags.len());
@@ -157,11 +162,7 @@ pub fn run(store: &Store, codec: &Codec, op: &Op) -> Vec<Outcome> {
         store.shard(k).set(k, json, *ttl_ms);
         out.push(Ok(Value::Okay));
       }
-      for tag in tags {
-        let index = codec.tag_index(tag);
-        store.shard(&index).tag_add(&index, *ttl_ms, entries.iter().map(|(k, _)| k.as_slice()));
-        out.push(Ok(Value::Int(1)));
-      }
+      add_to_tags(store, codec, tags, entries.iter().map(|(k, _)| k.as_slice()), *ttl_ms);
       store.enforce_bounds();
       out
     }
@@ -184,6 +185,47 @@ pub fn run(store: &Store, codec: &Codec, op: &Op) -> Vec<Outcome> {
     Op::Gos(gos) => getorset::run(store, codec, gos),
   };
   out
+}
+
+/// Records `keys`' tags beside each of them and adds them to the tags'
+/// indexes (ops.rs `add_to_tags`).
+pub(super) fn add_to_tags<'k>(store: &Store, codec: &Codec, tags: &[String], keys: impl Iterator<Item = &'k [u8]> + Clone, ttl_ms: u64) {
+  if tags.is_empty() {
+    return;
+  }
+  let record = serde_json::to_string(tags).expect("strings serialize");
+  for k in keys.clone() {
+    let key = codec.tag_record(k);
+    store.shard(&key).set_reserved(&key, &record, ttl_ms);
+  }
+  for tag in tags {
+    let index = codec.tag_index(tag);
+    store.shard(&index).tag_add(&index, ttl_ms, false, keys.clone());
+  }
+}
+
+/// expire(): the key's and its tag record's expiry, and the key rescored in
+/// the indexes of its tags (expire.rs; one step here, two rounds there).
+fn expire(store: &Store, codec: &Codec, k: &[u8], ms: u64) -> Vec<Outcome> {
+  let record = codec.tag_record(k);
+  let existed = {
+    let mut shard = store.shard(k);
+    let existed = shard.exists(k);
+    shard.pexpire(k, ms);
+    existed
+  };
+  let tags = {
+    let mut shard = store.shard(&record);
+    shard.pexpire(&record, ms);
+    shard.text(&record)
+  };
+  if existed {
+    for tag in tags.as_deref().and_then(|t| serde_json::from_str::<Vec<String>>(t).ok()).unwrap_or_default() {
+      let index = codec.tag_index(&tag);
+      store.shard(&index).tag_add(&index, ms, true, std::iter::once(k));
+    }
+  }
+  vec![Ok(Value::Int(existed as i64))]
 }
 
 /// Removes every cache key under keyPrefix whose unprefixed name matches
@@ -214,6 +256,8 @@ pub async fn tag(store: Arc<Store>, codec: &Codec, tag: &str) -> Result<u64> {
   for (i, k) in members.iter().enumerate() {
     if codec.user_key(k).is_some() {
       removed += store.shard(k).del(k) as u64;
+      let record = codec.tag_record(k);
+      store.shard(&record).del(&record);
     }
     if i % 1000 == 999 {
       tokio::task::yield_now().await;

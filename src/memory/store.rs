@@ -290,6 +290,12 @@ impl Locked<'_> {
     self.insert(key, Data::Text(text.into()), expires_at, true);
   }
 
+  /// SET [PX ttl] of a name the module keeps for itself: never evicted.
+  pub fn set_reserved(&mut self, key: &[u8], text: &str, ttl_ms: u64) {
+    let expires_at = self.expiry(ttl_ms);
+    self.insert(key, Data::Text(text.into()), expires_at, false);
+  }
+
   /// SET NX PX, for a lock: whether it was set.
   pub fn set_nx(&mut self, key: &[u8], text: &str, ttl_ms: u64) -> bool {
     if self.live(key).is_some() {
@@ -354,7 +360,8 @@ impl Locked<'_> {
   /// Adds `members` to tag index `key` (each expiring in `ttl_ms`, 0: never)
   /// and drops those past their time; the index expires with its last
   /// member (ops.rs TAG_ADD, the same on a server).
-  pub fn tag_add<'k>(&mut self, key: &[u8], ttl_ms: u64, members: impl Iterator<Item = &'k [u8]>) {
+  /// With `members_only`, only members already there move (ZADD XX).
+  pub fn tag_add<'k>(&mut self, key: &[u8], ttl_ms: u64, members_only: bool, members: impl Iterator<Item = &'k [u8]>) {
     let now = self.now;
     let score = self.expiry(ttl_ms);
     let mut set = match self.remove(key) {
@@ -362,7 +369,11 @@ impl Locked<'_> {
       _ => HashMap::new(),
     };
     for m in members {
-      set.insert(m.into(), score);
+      match set.get_mut(m) {
+        Some(at) => *at = score,
+        None if !members_only => drop(set.insert(m.into(), score)),
+        None => {}
+      }
     }
     set.retain(|_, at| *at == 0 || *at >= now);
     let last = if set.values().any(|at| *at == 0) { 0 } else { set.values().copied().max().unwrap_or(now) };
@@ -519,9 +530,10 @@ mod tests {
   fn tag_index_expires_with_its_last_member() {
     let s = Store::new(FREE);
     let mut sh = s.shard(b"t");
-    sh.tag_add(b"t", 1000, [&b"a"[..], b"b"].into_iter());
+    sh.tag_add(b"t", 1000, false, [&b"a"[..], b"b"].into_iter());
     assert!((900..=1000).contains(&sh.pttl(b"t")));
-    sh.tag_add(b"t", 0, [&b"c"[..]].into_iter());
+    sh.tag_add(b"t", 0, false, [&b"c"[..]].into_iter());
+    sh.tag_add(b"t", 0, true, [&b"d"[..]].into_iter());
     assert_eq!(sh.pttl(b"t"), -1);
     let mut m = sh.members(b"t");
     m.sort();
