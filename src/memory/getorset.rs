@@ -65,7 +65,9 @@ pub fn run(store: &Store, codec: &Codec, gos: &Gos) -> Vec<Outcome> {
         None => false,
         Some(was) => {
           let mut shard = store.shard(key);
-          if *extend_ms > 0 && shard.pttl(key) >= 0 && shard.unchanged(key, &was) {
+          // Fail-safe: the stale value lives on, never shortened.
+          let pttl = shard.pttl(key);
+          if pttl >= 0 && pttl < *extend_ms as i64 && shard.unchanged(key, &was) {
             shard.pexpire(key, *extend_ms);
           }
           drop(shard);
