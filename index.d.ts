@@ -147,6 +147,15 @@ declare namespace CacheModule {
     enableCluster?: boolean;
     /** Cluster seed nodes; required (non-empty) when `enableCluster` is true. */
     clusterNodes?: ClusterNode[];
+    /**
+     * `'memory'`: no server at all, an in-process store with the same
+     * semantics (README "Memory store"); server options are refused with it.
+     * Default `'redis'`. `url: 'memory://'` or `'memory://<name>'` (also in
+     * `REDIS_URL`) selects it too.
+     */
+    store?: 'redis' | 'memory';
+    /** The memory store (with `store: 'memory'` or a `memory://` url). */
+    memory?: MemoryStoreOptions;
     /** Prepended to every key the module touches. Default `'fluxor:'`. */
     keyPrefix?: string;
     /** Default ttl of `set`/`mset`/`warmCache`, in SECONDS (fractions allowed), at most 9e12; `0` = no expiry. Default `3600`. */
@@ -374,8 +383,12 @@ declare namespace CacheModule {
     latency: { p50: number; p99: number };
     /** Per operation kind that ran in the window. */
     byOperation: Partial<Record<OperationName, OperationStats>>;
-    /** Server memory in BYTES (summed over masters in cluster mode). */
-    memory: { used: number; peak: number; rss: number };
+    /**
+     * Server memory in BYTES (summed over masters in cluster mode). The memory
+     * store reports its own count (`rss` = `used`) with its bounds, the keys
+     * it evicted to keep them and the expired keys it dropped.
+     */
+    memory: { used: number; peak: number; rss: number; maxEntries?: number; maxBytes?: number; evictions?: number; expired?: number };
     /** Keys in the database (summed over masters in cluster mode). */
     keys: number;
     /** Whether the instance is connected. */
@@ -387,14 +400,24 @@ declare namespace CacheModule {
     /** getOrSet calls of this instance answered by another call's factory run (here or in another process). */
     coalesced: number;
     server: {
-      /** The server's `redis_version`. */
+      /** The server's `redis_version` (the memory store: this package's version). */
       version: string;
-      mode: 'standalone' | 'cluster';
-      /** The masters, as `host:port`. */
+      mode: 'standalone' | 'cluster' | 'memory';
+      /** The masters, as `host:port` (the memory store: `memory://<name>`). */
       nodes: string[];
-      /** The server's `maxmemory-policy` (`'noeviction'`, `'allkeys-lru'`, …); see README "Distributed locks". */
+      /** The server's `maxmemory-policy` (`'noeviction'`, `'allkeys-lru'`, …); see README "Distributed locks". The memory store: `'allkeys-lru'` when bounded (never evicting locks), else `'noeviction'`. */
       evictionPolicy: string;
     };
+  }
+
+  /** Options of the in-process memory store (`store: 'memory'`). */
+  export interface MemoryStoreOptions {
+    /** Instances in one process naming the same store share it. Default `'default'` (or the url's name). */
+    name?: string;
+    /** Most keys held (locks, fencing counters and tag indexes count); least recently used cache values are evicted. `0` = no bound (default). */
+    maxEntries?: number;
+    /** Most BYTES held, by the store's own count (key, value and about 80 bytes of overhead per entry). `0` = no bound (default). */
+    maxBytes?: number;
   }
 
   /** The arguments of each event's listeners. */

@@ -235,4 +235,34 @@ async function closeCache({ server, raw, cache }) {
   await server.stop();
 }
 
-module.exports = { startRedis, startTlsRedis, makeCerts, rawClient, freePort, runNode, sleep, openCache, closeCache };
+let stores = 0;
+
+/**
+ * The engines the shared behaviour tests run on, from one test body each:
+ * a real redis-server, and the in-process memory store (a fresh store per
+ * opened fixture). `open(CacheModule, options)` resolves { cache, options,
+ * close }; `options` makes more instances on the same data.
+ */
+const ENGINES = [
+  {
+    name: 'redis',
+    async open(CacheModule, options = {}) {
+      const server = await startRedis();
+      const base = { host: '127.0.0.1', port: server.port };
+      const cache = new CacheModule({ ...base, ...options });
+      await cache.initialize();
+      return { cache, base, close: async () => (await cache.disconnect(), await server.stop()) };
+    },
+  },
+  {
+    name: 'memory',
+    async open(CacheModule, options = {}) {
+      const base = { store: 'memory', memory: { name: `test-${process.pid}-${++stores}` } };
+      const cache = new CacheModule({ ...base, ...options });
+      await cache.initialize();
+      return { cache, base, close: () => cache.disconnect() };
+    },
+  },
+];
+
+module.exports = { startRedis, startTlsRedis, makeCerts, rawClient, freePort, runNode, sleep, openCache, closeCache, ENGINES };

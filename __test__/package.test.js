@@ -215,7 +215,7 @@ function prepareBlock(code) {
  * block `require('@fluxor/cache-module')` returns a subclass of the installed
  * class whose constructor replaces host and port with the test server's and
  * drops password, url and the Sentinel options (the test server has none); every other option is
- * kept as written. Instances not made through the subclass refuse to connect,
+ * kept as written (a memory store's options all are: it reaches no server). Instances not made through the subclass refuse to connect,
  * so nothing but the test server is ever reached. The prelude also defines
  * what the README leaves to the reader (userId, productId, fetchAllProducts,
  * fetchFromDatabase) and, for blocks that use `cache` without creating it, an
@@ -232,10 +232,14 @@ const __target = { host: '127.0.0.1', port: Number(process.env.FLUXOR_TEST_PORT)
 const __redirected = new WeakSet();
 class CacheModule extends __Installed {
   constructor(options) {
-    const redirected = { ...options, ...__target };
-    delete redirected.password;
-    delete redirected.url;
-    for (const name of ['sentinels', 'name', 'sentinelUsername', 'sentinelPassword']) delete redirected[name];
+    // The memory store reaches no server: kept as written.
+    const memory = options?.store === 'memory' || String(options?.url ?? '').toLowerCase().startsWith('memory://');
+    const redirected = memory ? options : { ...options, ...__target };
+    if (!memory) {
+      delete redirected.password;
+      delete redirected.url;
+      for (const name of ['sentinels', 'name', 'sentinelUsername', 'sentinelPassword']) delete redirected[name];
+    }
     super(redirected);
     __redirected.add(this);
   }
@@ -483,7 +487,9 @@ describe('the package as installed from its tarballs', { timeout: 300_000 }, () 
           `${path.basename(readmePath)} line ${block.line} ("${block.heading}")${prepared.split ? ', run as separately scoped statement groups' : ''}:\n` +
           `${block.code}\n${res.timedOut ? `--- did not end by itself within ${BLOCK_TIMEOUT_MS} ms ---\n` : ''}${show(res)}`;
         assert.ok(res.code === 0 && !res.timedOut, context());
-        if (/\binitialize\s*\(/.test(block.code) || needsPreludeCache(block.code)) {
+        // A block on the memory store reaches no server at all.
+        const memoryStore = /store: 'memory'|url: 'memory:/.test(block.code);
+        if (!memoryStore && (/\binitialize\s*\(/.test(block.code) || needsPreludeCache(block.code))) {
           // The redirection at work: the block connected, and to the test
           // server (the raw client's own connection was counted before).
           const connectionsAfter = connectionsReceived(await raw.cmd('INFO', 'stats'));

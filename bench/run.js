@@ -10,7 +10,8 @@
 // standalone server (certificates made with openssl). Prints a table,
 // writes bench/results/latest.json and bench/results/chart.svg. A second
 // section compares getOrSet with bentocache and cache-manager (`--only
-// getOrSet` runs it alone).
+// getOrSet` runs it alone); a third the memory store with cache-manager's
+// and bentocache's (`--only memory`).
 //
 //   npm run bench -- [--rounds 3] [--seconds 2] [--only substring] [--clients a,b] [--no-wait]
 //
@@ -194,6 +195,11 @@ async function main() {
   }
   if (main.length + clusterNames.length + Object.keys(failover).length > 0) report([...main, ...clusterNames], results, ceiling, failover);
   if (aside.length > 0) reportCacheAside(aside, results, main.length > 0);
+  // The memory store beside other in-process stores (bench/memory-store.js).
+  if ('memory store'.includes(ONLY)) {
+    const { lines } = await require('./memory-store').section({ rounds: ROUNDS, seconds: SECONDS });
+    console.log(['', ...lines].join('\n'));
+  }
 }
 
 /** The getOrSet section: hits as ops/s, herds as factory runs and the last caller's time. */

@@ -2,10 +2,13 @@
 
 // `npm run demo`: the seed README's Usage block, step by step, printing what
 // each step returns. Server: REDIS_URL, else localhost:6379 when something
-// answers there, else a throwaway redis-server started (and stopped) here.
-// The demo writes only under its own keyPrefix, 'fluxor-demo:'.
+// answers there, else a throwaway redis-server started (and stopped) here,
+// else (no redis-server binary either) the in-process memory store, as
+// `npm run demo -- --memory` forces. The demo writes only under its own
+// keyPrefix, 'fluxor-demo:'.
 
 const net = require('node:net');
+const { spawnSync } = require('node:child_process');
 const CacheModule = require('..');
 const { startRedis } = require('../__test__/harness');
 
@@ -23,10 +26,16 @@ function answers(port, host) {
   });
 }
 
+const MEMORY = { store: 'memory', memory: { name: 'demo' } };
+
 async function target() {
+  if (process.argv.includes('--memory')) return { options: MEMORY, where: 'the in-process memory store (--memory)' };
   // The password, if the URL has one, is not printed.
   if (process.env.REDIS_URL) return { options: { url: process.env.REDIS_URL }, where: process.env.REDIS_URL.replace(/(:\/\/)[^/?#]*@/, '$1***@') };
   if (await answers(6379, '127.0.0.1')) return { options: { host: 'localhost', port: 6379 }, where: 'localhost:6379' };
+  if (spawnSync('redis-server', ['--version']).error) {
+    return { options: MEMORY, where: 'the in-process memory store: no Redis answers on localhost:6379 and there is no redis-server binary' };
+  }
   const server = await startRedis();
   return { options: { host: '127.0.0.1', port: server.port }, where: `a throwaway redis-server on 127.0.0.1:${server.port}`, server };
 }
@@ -46,8 +55,7 @@ async function main() {
   try {
     // Initialize cache
     const cache = new CacheModule({
-      host: 'localhost',
-      port: 6379,
+      ...(options.store === 'memory' ? {} : { host: 'localhost', port: 6379 }),
       keyPrefix: 'fluxor-demo:',
       defaultTTL: 3600,
       ...options,

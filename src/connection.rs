@@ -57,6 +57,8 @@ impl Connection {
         Target::Standalone(info) => open_standalone(info, opts, on_lost).await,
         // `open` looks the master up and comes back with its address.
         Target::Sentinel(_) => Err(CacheError::type_error("a Sentinel target has no address of its own")),
+        // The engine never opens a connection to its in-process store.
+        Target::Memory(_) => Err(CacheError::type_error("the memory store has no server")),
         Target::Cluster(seeds) => Ok(Connection::Cluster(Cluster::open(seeds, opts).await?)),
       }
     };
@@ -231,5 +233,6 @@ pub fn describe(target: &Target) -> String {
     Target::Standalone(info) => addr_of(info),
     Target::Cluster(nodes) => nodes.iter().map(addr_of).collect::<Vec<_>>().join(","),
     Target::Sentinel(sentinel) => sentinel.describe(),
+    Target::Memory(config) => config.url(),
   }
 }

@@ -10,8 +10,9 @@ use redis::{Cmd, Value};
 use crate::codec::Codec;
 use crate::connection::{describe, Connection, Node, Outcome};
 use crate::error::{CacheError, Code, Result};
+use crate::memory;
 use crate::ops::{Kind, Op, Reply, Wire};
-use crate::options::Options;
+use crate::options::{Options, Target};
 use crate::stats::{add, ServerInfo, Stats};
 
 /// Receives what the engine reports on its own: a lost connection.
@@ -39,11 +40,24 @@ pub struct Engine {
   state: RwLock<State>,
   generations: AtomicU64,
   events: Events,
+  /// The in-process store, instead of a server (src/memory/).
+  pub memory: Option<memory::Backend>,
 }
 
 impl Engine {
   pub fn new(opts: Options, events: Events) -> Engine {
-    Engine { codec: Codec::new(&opts.key_prefix), opts, stats: Stats::default(), state: RwLock::new(State::Idle), generations: AtomicU64::new(0), events }
+    Engine {
+      memory: match &opts.target {
+        Target::Memory(config) => Some(memory::Backend::new(config.clone())),
+        _ => None,
+      },
+      codec: Codec::new(&opts.key_prefix),
+      opts,
+      stats: Stats::default(),
+      state: RwLock::new(State::Idle),
+      generations: AtomicU64::new(0),
+      events,
+    }
   }
 
   pub fn addr(&self) -> String {
@@ -53,6 +67,9 @@ impl Engine {
   /// Opens a new connection and makes it the current one. Resolves the
   /// server's eviction policy when it may evict lock keys (eviction.rs).
   pub async fn connect(self: &Arc<Self>) -> Result<Option<String>> {
+    if let Some(memory) = &self.memory {
+      return memory.connect().map(|()| None);
+    }
     let generation = self.generations.fetch_add(1, Ordering::Relaxed) + 1;
     let engine = Arc::downgrade(self);
     let on_lost = Arc::new(move |err: CacheError| {
@@ -70,6 +87,9 @@ impl Engine {
   }
 
   pub fn disconnect(&self) {
+    if let Some(memory) = &self.memory {
+      memory.disconnect();
+    }
     let old = std::mem::replace(&mut *self.state_mut(), State::Idle);
     // Closing completes what is pending: not under the lock.
     if let State::Ready(current) = old {
@@ -112,6 +132,9 @@ impl Engine {
   }
 
   pub fn is_connected(&self) -> bool {
+    if let Some(memory) = &self.memory {
+      return memory.is_connected();
+    }
     matches!(&*self.state(), State::Ready(_))
   }
 
@@ -200,6 +223,13 @@ impl Engine {
   /// `getStats()`: this instance's counters since the window started (a
   /// new one now with `reset`) and the servers' figures, as JSON text.
   pub async fn stats_json(self: &Arc<Self>, reset: bool) -> Result<String> {
+    if let Some(memory) = &self.memory {
+      // The store's own figures in place of INFO and DBSIZE.
+      let figures = memory.stats()?;
+      let mut stats = self.stats.window_json(reset);
+      stats.extend(figures);
+      return Ok(serde_json::Value::Object(stats).to_string());
+    }
     let current = self.connection();
     let connected = current.is_ok();
     if let Err(err) = &current {
@@ -268,6 +298,9 @@ impl Engine {
       }
     }
     add(&self.stats.operations, ops.len() as u64);
+    if let Some(memory) = &self.memory {
+      return deliver(self.exec_in_memory(memory, ops, kinds));
+    }
     if let Err(err) = self.connection() {
       self.stats.record_ops(kinds.into_iter().map(|k| (k, true)), None);
       return deliver(self.fail_all(err, ops.len()));
@@ -315,6 +348,33 @@ impl Engine {
         engine.send(then, move |_| deliver(replies));
       }
     });
+  }
+
+  /// `exec` on the memory store: each operation answered at once with the
+  /// replies its commands would get from a server, through the same `reply`.
+  fn exec_in_memory(&self, memory: &memory::Backend, ops: Vec<Result<Op>>, kinds: Vec<Kind>) -> Vec<Reply> {
+    let store = match memory.store() {
+      Ok(store) => store,
+      Err(err) => {
+        self.stats.record_ops(kinds.into_iter().map(|k| (k, true)), None);
+        return self.fail_all(err, ops.len());
+      }
+    };
+    let started = Instant::now();
+    let replies: Vec<Reply> = ops
+      .into_iter()
+      .map(|op| {
+        match op.and_then(|op| {
+          let mut outcomes = memory::run(&store, &self.codec, &op);
+          op.reply(&mut outcomes, &self.stats)
+        }) {
+          Ok(reply) => reply,
+          Err(e) => self.reply_err(e),
+        }
+      })
+      .collect();
+    self.stats.record_ops(kinds.into_iter().zip(&replies).map(|(k, r)| (k, matches!(r, Reply::Err(_)))), Some(started.elapsed()));
+    replies
   }
 
   fn reply_err(&self, err: CacheError) -> Reply {

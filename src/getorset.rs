@@ -260,6 +260,9 @@ impl Gos {
 /// Cancels every lease handed out under the prefix, so that no factory that
 /// ran during an invalidation writes its (possibly older) result back.
 pub async fn cancel_leases(engine: &Arc<Engine>) -> Result<()> {
+  if let Some(memory) = &engine.memory {
+    return memory.cancel_leases(&engine.codec);
+  }
   let index = engine.codec.lease_index();
   let mut range = redis::cmd("ZRANGE");
   range.arg(&index).arg(0).arg(-1);

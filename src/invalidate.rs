@@ -14,6 +14,7 @@ use crate::codec::escape_glob;
 use crate::connection::Node;
 use crate::engine::Engine;
 use crate::error::{CacheError, Code, Result};
+use crate::memory;
 
 /// Keys a SCAN or ZSCAN page asks for.
 const PAGE: usize = 1000;
@@ -35,12 +36,18 @@ pub async fn run(engine: &Arc<Engine>, kind: &str, arg: &str) -> Result<u64> {
 
 /// Removes every key under keyPrefix whose unprefixed name matches `glob`.
 pub async fn pattern(engine: &Arc<Engine>, glob: &str) -> Result<u64> {
+  if let Some(memory) = &engine.memory {
+    return memory::pattern(memory.store()?, &engine.codec, glob).await;
+  }
   scan_unlink(engine, engine.codec.scan_pattern(glob)).await
 }
 
 /// Removes `key` and every key under `key:`; glob characters in `key` match
 /// only themselves.
 pub async fn cascade(engine: &Arc<Engine>, key: &str) -> Result<u64> {
+  if let Some(memory) = &engine.memory {
+    return memory::cascade(memory.store()?, &engine.codec, key).await;
+  }
   let stored = engine.codec.key(key)?;
   let own = engine.run(unlink(vec![stored], engine.is_cluster())).await?;
   let subkeys = scan_unlink(engine, engine.codec.scan_pattern(&format!("{}:*", escape_glob(key)))).await?;
@@ -49,6 +56,9 @@ pub async fn cascade(engine: &Arc<Engine>, key: &str) -> Result<u64> {
 
 /// Removes every key set with `tag`, then the tag's index.
 pub async fn tag(engine: &Arc<Engine>, tag: &str) -> Result<u64> {
+  if let Some(memory) = &engine.memory {
+    return memory::tag(memory.store()?, &engine.codec, tag).await;
+  }
   let index = engine.codec.tag_index(tag);
   let cluster = engine.is_cluster();
   let mut removed = 0;

@@ -21,6 +21,7 @@ mod invalidate;
 mod js_poll;
 mod js_string;
 mod lock;
+mod memory;
 mod metrics;
 mod multiplex;
 mod ops;
@@ -117,6 +118,9 @@ impl CacheEngine {
       return false;
     }
     let Ok(stored) = self.engine.codec.key(&key) else { return false };
+    if let Some(memory) = &self.engine.memory {
+      return memory.await_fill(stored, std::time::Duration::from_millis(ms.into())).await;
+    }
     let channel = self.engine.codec.fill_channel();
     self.wakes.wait(&self.engine.opts, channel, stored, std::time::Duration::from_millis(ms.into())).await
   }
@@ -144,6 +148,16 @@ impl CacheEngine {
       cluster.watch_from_js(env.raw(), || self.deliver.js_turn());
     }
     let deliver = self.deliver.clone();
+    if self.engine.memory.is_some() {
+      // The store answers at once, on this thread: the replies go to JS in
+      // this same call, with no queue and no turn of the event loop.
+      let mut ops = Some(ops);
+      let engine = &self.engine;
+      return self.deliver.js_turn().run(&mut || {
+        let deliver = deliver.clone();
+        engine.exec(&ops.take().unwrap_or_default(), move |replies| deliver.send(id, replies))
+      });
+    }
     self.engine.exec(&ops, move |replies| deliver.send(id, replies));
   }
 

@@ -10,6 +10,7 @@ use redis::{ClientTlsConfig, ConnectionAddr, ConnectionInfo, IntoConnectionInfo,
 use serde_json::{Map, Value};
 
 use crate::error::{CacheError, Result};
+use crate::memory;
 use crate::sentinel::{self, Sentinel};
 
 /// Every option of `new CacheModule(options)`, in one place: any other name
@@ -37,6 +38,8 @@ pub const OPTIONS: &[&str] = &[
   "connectTimeout",
   "commandTimeout",
   "retryStrategy",
+  "store",
+  "memory",
 ];
 const TLS_OPTIONS: &[&str] = &["ca", "cert", "key", "rejectUnauthorized", "servername"];
 const NODE_OPTIONS: &[&str] = &["host", "port"];
@@ -70,6 +73,8 @@ pub enum Target {
   Cluster(Vec<ConnectionInfo>),
   /// The master of a Sentinel group, looked up on every connect.
   Sentinel(Sentinel),
+  /// An in-process store (src/memory/): no server at all.
+  Memory(memory::Config),
 }
 
 #[derive(Clone)]
@@ -137,7 +142,9 @@ impl Options {
     };
     let sentinel_url = url.as_ref().filter(|(u, _)| u.trim_start().to_ascii_lowercase().starts_with(sentinel::SCHEME));
 
-    let target = if enable_cluster {
+    let target = if let Some(config) = parse_memory(&o, url.as_ref().map(|(u, what)| (u.as_str(), *what)))? {
+      Target::Memory(config)
+    } else if enable_cluster {
       if present(&o, "sentinels").is_some() {
         return Err(CacheError::type_error("options.sentinels and options.enableCluster exclude each other (Sentinel watches a master group, not a cluster)"));
       }
@@ -236,6 +243,83 @@ impl Options {
       keep_alive,
     })
   }
+}
+
+/// Options a server needs, which an in-process store has no use for.
+const SERVER_OPTIONS: &[&str] = &[
+  "host",
+  "port",
+  "path",
+  "password",
+  "username",
+  "db",
+  "tls",
+  "keepAlive",
+  "connectionName",
+  "enableCluster",
+  "clusterNodes",
+  "sentinels",
+  "name",
+  "sentinelUsername",
+  "sentinelPassword",
+];
+const MEMORY_OPTIONS: &[&str] = &["name", "maxEntries", "maxBytes"];
+
+/// `store: 'memory'` (with `memory: { name, maxEntries, maxBytes }`) or a
+/// `memory://name` url (options.url, or REDIS_URL when no server is named):
+/// the in-process store; None for a server.
+fn parse_memory(o: &Map<String, Value>, url: Option<(&str, &str)>) -> Result<Option<memory::Config>> {
+  let store = match present(o, "store") {
+    None => None,
+    Some(Value::String(s)) if s == "memory" || s == "redis" => Some(s.as_str()),
+    Some(other) => return Err(CacheError::type_error(format!("options.store must be 'redis' or 'memory', got {other}"))),
+  };
+  let url_name = url.and_then(|(u, _)| {
+    let u = u.trim();
+    u.get(..9).filter(|scheme| scheme.eq_ignore_ascii_case("memory://")).map(|_| &u[9..])
+  });
+  let memory = store == Some("memory") || (store.is_none() && url_name.is_some());
+  if !memory {
+    if url_name.is_some() {
+      return Err(CacheError::type_error("store: 'redis' and a memory:// url exclude each other"));
+    }
+    if present(o, "memory").is_some() {
+      return Err(CacheError::type_error("options.memory configures the in-process store: it needs store: 'memory' (or a memory:// url)"));
+    }
+    return Ok(None);
+  }
+  if let Some((_, "options.url")) = url.filter(|_| url_name.is_none()) {
+    return Err(CacheError::type_error("store: 'memory' has no server: leave options.url out (or make it memory://<name>)"));
+  }
+  if let Some(name) = SERVER_OPTIONS.iter().find(|name| present(o, name).is_some()) {
+    return Err(CacheError::type_error(format!("options.{name} is a server option: the memory store has no server")));
+  }
+  let m = match present(o, "memory") {
+    None => Map::new(),
+    Some(Value::Object(m)) => m.clone(),
+    Some(_) => return Err(CacheError::type_error("options.memory must be an object { name, maxEntries, maxBytes }")),
+  };
+  known(&m, MEMORY_OPTIONS, "options.memory")?;
+  let url_name = url_name.filter(|n| !n.is_empty());
+  let name = match (present(&m, "name"), url_name) {
+    (None, None) => "default",
+    (None, Some(n)) => n,
+    (Some(Value::String(a)), b) if !a.is_empty() && b.is_none_or(|b| b == a) => a.as_str(),
+    (Some(Value::String(a)), Some(b)) if !a.is_empty() => {
+      return Err(CacheError::type_error(format!("options.memory.name ({a:?}) and the url's store name ({b:?}) differ")))
+    }
+    _ => return Err(CacheError::type_error("options.memory.name must be a non-empty string")),
+  };
+  let bound = |field: &str| -> Result<u64> {
+    match present(&m, field) {
+      None => Ok(0),
+      Some(Value::Number(n)) => {
+        n.as_u64().ok_or_else(|| CacheError::range_error(format!("options.memory.{field} must be a whole number, 0 (no bound) or more, got {n}")))
+      }
+      Some(other) => Err(CacheError::type_error(format!("options.memory.{field} must be a number, got {other}"))),
+    }
+  };
+  Ok(Some(memory::Config { name: name.to_string(), bounds: memory::Bounds { max_entries: bound("maxEntries")?, max_bytes: bound("maxBytes")? } }))
 }
 
 /// Refuses option names that are not in `names`, naming the nearest one.

@@ -53,8 +53,9 @@ impl Transport {
     let addr = match &opts.target {
       Target::Standalone(info) => Some(info.addr()),
       Target::Cluster(nodes) => nodes.first().map(|n| n.addr()),
-      // Sentinel comes back with the master as a standalone target.
-      Target::Sentinel(_) => None,
+      // Sentinel comes back with the master as a standalone target; the
+      // memory store has no server.
+      Target::Sentinel(_) | Target::Memory(_) => None,
     };
     let tls = match addr {
       Some(ConnectionAddr::TcpTls { insecure, .. }) => {

@@ -68,6 +68,8 @@ impl Wakes {
       Target::Standalone(info) => vec![info.clone()],
       Target::Cluster(nodes) => nodes.clone(),
       Target::Sentinel(sentinel) => sentinel.master_now().into_iter().collect(),
+      // The memory store wakes its waiters itself (src/memory/getorset.rs).
+      Target::Memory(_) => Vec::new(),
     };
     let (tls, connect_timeout) = (opts.tls.clone(), opts.connect_timeout);
     let waiters = Arc::downgrade(&self.waiters);

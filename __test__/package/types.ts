@@ -66,6 +66,8 @@ const viaSentinel: CacheModule.CacheOptions = {
 };
 new CacheModule(viaSentinel);
 new CacheModule({ url: 'redis+sentinel://:pw@127.0.0.1:26379,127.0.0.1:26380/mymaster/0' });
+// @ts-expect-error the store is 'redis' or 'memory'
+new CacheModule({ store: 'disk' });
 // @ts-expect-error sentinels are objects, not "host:port" strings
 new CacheModule({ sentinels: ['127.0.0.1:26379'], name: 'mymaster' });
 
@@ -313,7 +315,12 @@ export async function everything(): Promise<void> {
   ];
   const connected: boolean = stats.connected;
   const version: string = stats.server.version;
-  exact<typeof stats.server.mode, 'standalone' | 'cluster'>(true);
+  exact<typeof stats.server.mode, 'standalone' | 'cluster' | 'memory'>(true);
+  const evictions: number | undefined = stats.memory.evictions;
+  void evictions;
+  const memoryStore = new CacheModule({ store: 'memory', memory: { name: 'app', maxEntries: 1000, maxBytes: 1 << 20 } });
+  const memoryUrl = new CacheModule({ url: 'memory://app' });
+  void [memoryStore, memoryUrl];
   const nodes: string[] = stats.server.nodes;
   const evictionPolicy: string = stats.server.evictionPolicy;
   void [hitRatePct, usedMb, counters, connected, version, nodes, evictionPolicy];
