@@ -36,4 +36,12 @@ export declare class CacheEngine {
   /** `getStats()` as JSON text, or the Error. */
   stats(): Promise<string | Error>
   disconnect(): void
+  /**
+   * Opens the near cache's invalidation connections (src/tracking.rs), if
+   * they are not open; their events arrive as batch `0xffffffff`.
+   */
+  track(maxSilenceMs: number): void
+  untrack(): void
+  /** The clock of tracking events, in microseconds. */
+  clock(): number
 }

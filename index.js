@@ -12,6 +12,7 @@ const { Batcher, AT_ONCE } = require('./lib/batch');
 const { KeyPatterns } = require('./lib/patterns');
 const { Lock, acquire, lockOptions } = require('./lib/lock');
 const { warm, warmOptions } = require('./lib/warm');
+const { NearCache, localCacheOptions } = require('./lib/nearcache');
 const { randomBytes } = require('node:crypto');
 
 const same = (reply) => reply;
@@ -29,13 +30,16 @@ class CacheModule extends EventEmitter {
   #reconnectTimer = null;
   #patterns = new KeyPatterns();
   #strategies = new Map();
+  /** The near cache (lib/nearcache.js), or null when localCache is off. */
+  #near = null;
 
   constructor(options = {}) {
     super();
     if (options === null || typeof options !== 'object' || Array.isArray(options)) {
       throw typeError(`options must be an object, got ${describe(options)}`);
     }
-    const { retryStrategy = defaultRetryStrategy, ...data } = options;
+    const { retryStrategy = defaultRetryStrategy, localCache, ...data } = options;
+    const local = localCacheOptions(localCache);
     if (data.tls !== null && typeof data.tls === 'object') data.tls = pemText(data.tls);
     if (typeof retryStrategy !== 'function') {
       throw typeError(`options.retryStrategy must be a function, got ${describe(retryStrategy)}`);
@@ -49,13 +53,14 @@ class CacheModule extends EventEmitter {
     } catch (err) {
       throw typeError(`options must hold plain data: ${err.message}`, err);
     }
-    this.#batch = new Batcher((err) => this.#connectionLost(err));
+    this.#batch = new Batcher((err) => this.#connectionLost(err), (event) => this.#near?.event(event));
     try {
       this.#engine = new CacheEngine(json, this.#batch.receiver);
     } catch (err) {
       throw adopt(err);
     }
     this.#batch.attach(this.#engine);
+    if (local !== null) this.#near = new NearCache(local, () => this.#engine.clock());
     this.#retryStrategy = retryStrategy;
   }
 
@@ -99,11 +104,13 @@ class CacheModule extends EventEmitter {
     // What was already asked for is still answered.
     await this.#batch.drain();
     this.#engine.disconnect();
+    this.#near?.stop();
     this.emit('end');
   }
 
   #ready() {
     this.#state = 'ready';
+    if (this.#near !== null) this.#engine.track(this.#near.maxSilenceMs);
     this.emit('connect');
     this.emit('ready');
   }
@@ -171,7 +178,8 @@ class CacheModule extends EventEmitter {
     let reply;
     try {
       fallback = options === undefined ? undefined : optionsArg(options).fallback;
-      reply = this.#batch.run(decode, ['get', toKey(key)]);
+      const k = toKey(key);
+      reply = this.#near === null ? this.#batch.run(decode, ['get', k]) : this.#near.read(k, this.#batch);
     } catch (err) {
       return Promise.reject(err);
     }
@@ -183,18 +191,25 @@ class CacheModule extends EventEmitter {
       const k = toKey(key);
       const json = encode(value);
       const o = optionsArg(options);
-      return this.#batch.run(same, ['set', k, json, ttlArg(o.ttl, 'options.ttl'), tagsArg(o.tags)]);
+      const args = ['set', k, json, ttlArg(o.ttl, 'options.ttl'), tagsArg(o.tags)];
+      this.#near?.evict(k);
+      return this.#batch.run(same, args);
     } catch (err) {
       return Promise.reject(err);
     }
   }
 
   del(key) {
-    return this.#keyOp('del', key);
+    return this.#keyOp('del', key, true);
   }
 
   exists(key) {
-    return this.#keyOp('exists', key);
+    if (this.#near === null) return this.#keyOp('exists', key);
+    try {
+      return this.#near.exists(toKey(key), this.#batch);
+    } catch (err) {
+      return Promise.reject(err);
+    }
   }
 
   ttl(key) {
@@ -205,7 +220,9 @@ class CacheModule extends EventEmitter {
     try {
       const k = toKey(key);
       if (ttl === undefined) throw typeError('ttl (seconds) is required');
-      return this.#batch.run(same, ['expire', k, ttlArg(ttl)]);
+      const args = ['expire', k, ttlArg(ttl)];
+      this.#near?.evict(k);
+      return this.#batch.run(same, args);
     } catch (err) {
       return Promise.reject(err);
     }
@@ -217,6 +234,7 @@ class CacheModule extends EventEmitter {
       if (keys.length === 0) return Promise.resolve([]);
       const checked = new Array(keys.length);
       for (let i = 0; i < keys.length; i++) checked[i] = toKey(keys[i], `keys[${i}]`);
+      if (this.#near !== null) return this.#near.readMany(checked, this.#batch);
       return this.#batch.run(decodeList, mgetWire(checked), keys.length);
     } catch (err) {
       return Promise.reject(err);
@@ -237,7 +255,9 @@ class CacheModule extends EventEmitter {
         values.push(encode(value, `the value of ${JSON.stringify(k)}`));
       }
       if (keys.length === 0) return Promise.resolve(true);
-      return this.#batch.run(same, msetWire(ttl, tags, keys, values), keys.length);
+      const wire = msetWire(ttl, tags, keys, values);
+      if (this.#near !== null) for (const k of keys) this.#near.evict(k);
+      return this.#batch.run(same, wire, keys.length);
     } catch (err) {
       return Promise.reject(err);
     }
@@ -272,7 +292,15 @@ class CacheModule extends EventEmitter {
     if (typeof what !== 'string' || what.length === 0) {
       throw typeError(`invalidate('${strategy}') needs a non-empty string, got ${describe(arg)}`);
     }
-    return unwrap(await this.#engine.invalidate(strategy, what));
+    // The server's invalidations of what this removes come on another
+    // connection, maybe after this resolves: drop every local copy before
+    // and after, so that reads after it see the server.
+    this.#near?.flush();
+    try {
+      return unwrap(await this.#engine.invalidate(strategy, what));
+    } finally {
+      this.#near?.flush();
+    }
   }
 
   /** Loads what `warmer()` gives in pipelined batches; resolves { loaded }. */
@@ -283,7 +311,11 @@ class CacheModule extends EventEmitter {
     const ttl = ttlArg(o.ttl, 'options.ttl');
     const tags = tagsArg(o.tags);
     const source = await warmer();
-    return warm(source, settings, (keys, values) => this.#batch.run(same, msetWire(ttl, tags, keys, values), keys.length));
+    return warm(source, settings, (keys, values) => {
+      const wire = msetWire(ttl, tags, keys, values);
+      if (this.#near !== null) for (const k of keys) this.#near.evict(k);
+      return this.#batch.run(same, wire, keys.length);
+    });
   }
 
   // ---- locks ----------------------------------------------------------------
@@ -313,12 +345,16 @@ class CacheModule extends EventEmitter {
   // ---- stats ----------------------------------------------------------------
 
   async getStats() {
-    return JSON.parse(unwrap(await this.#engine.stats()));
+    const stats = JSON.parse(unwrap(await this.#engine.stats()));
+    if (this.#near !== null) stats.local = this.#near.stats();
+    return stats;
   }
 
-  #keyOp(op, key) {
+  #keyOp(op, key, writes = false) {
     try {
-      return this.#batch.run(same, [op, toKey(key)]);
+      const k = toKey(key);
+      if (writes) this.#near?.evict(k);
+      return this.#batch.run(same, [op, k]);
     } catch (err) {
       return Promise.reject(err);
     }

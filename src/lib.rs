@@ -20,12 +20,13 @@ mod ops;
 mod options;
 mod sentinel;
 mod stats;
+mod tracking;
 
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use std::ptr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use napi::bindgen_prelude::{Function, Null, ToNapiValue, TypeName};
 use napi::{sys, Env, Status, ValueType};
@@ -51,6 +52,8 @@ fn init() {
 pub struct CacheEngine {
   engine: Arc<Engine>,
   deliver: Arc<Deliver>,
+  /// The near cache's invalidation connections, while tracking.
+  tracker: Mutex<Option<tracking::Tracker>>,
 }
 
 // The napi finalizer, on the JS thread: the one place the JS callback can be
@@ -71,7 +74,7 @@ impl CacheEngine {
     let deliver = Arc::new(Deliver::new(&env, on_replies)?);
     let events = deliver.clone();
     let engine = Engine::new(opts, Arc::new(move |err| events.send(0, vec![Reply::Err(err)])));
-    Ok(CacheEngine { engine: Arc::new(engine), deliver })
+    Ok(CacheEngine { engine: Arc::new(engine), deliver, tracker: Mutex::new(None) })
   }
 
   #[napi(getter)]
@@ -141,7 +144,30 @@ impl CacheEngine {
 
   #[napi]
   pub fn disconnect(&self) {
+    self.untrack();
     self.engine.disconnect();
+  }
+
+  /// Opens the near cache's invalidation connections (src/tracking.rs), if
+  /// they are not open; their events arrive as batch `0xffffffff`.
+  #[napi]
+  pub fn track(&self, max_silence_ms: u32) {
+    let mut tracker = self.tracker.lock().unwrap();
+    if tracker.is_none() {
+      let silence = std::time::Duration::from_millis(max_silence_ms.into());
+      *tracker = Some(tracking::start(self.engine.clone(), self.deliver.clone(), silence));
+    }
+  }
+
+  #[napi]
+  pub fn untrack(&self) {
+    self.tracker.lock().unwrap().take();
+  }
+
+  /// The clock of tracking events, in microseconds.
+  #[napi]
+  pub fn clock(&self) -> i64 {
+    tracking::clock_us()
   }
 }
 

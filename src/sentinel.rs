@@ -117,6 +117,14 @@ impl Sentinel {
     Err(CacheError::new(code, format!("no sentinel named the master {:?}: {why}", self.name)))
   }
 
+  /// The master found last, to connect to it again (the near cache's
+  /// invalidation connection, src/tracking.rs).
+  pub fn current(&self) -> Option<ConnectionInfo> {
+    let addr = self.current.lock().unwrap().clone()?;
+    let (host, port) = addr.rsplit_once(':')?;
+    Some(self.master_at(host.to_string(), port.parse().ok()?))
+  }
+
   fn master_at(&self, host: String, port: u16) -> ConnectionInfo {
     let addr = match self.master.addr() {
       ConnectionAddr::TcpTls { insecure, .. } => ConnectionAddr::TcpTls { host, port, insecure: *insecure, tls_params: None },
