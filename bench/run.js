@@ -14,7 +14,8 @@ const os = require('node:os');
 const path = require('node:path');
 const { startRedis } = require('../__test__/harness');
 const { workloads } = require('./workloads');
-const { adapters } = require('./adapters');
+const { adapters, NEAR_CLIENTS } = require('./adapters');
+const { nearExtras } = require('./nearcache');
 const { chart } = require('./chart');
 
 const args = process.argv.slice(2);
@@ -25,7 +26,10 @@ const flag = (name, def) => {
 const ROUNDS = Number(flag('rounds', 3));
 const SECONDS = Number(flag('seconds', 2));
 const ONLY = flag('only', '');
-const CLIENTS = flag('clients', Object.keys(adapters).join(',')).split(',');
+const PICKED = flag('clients', null)?.split(',');
+// The near-cache workloads name their own clients (bench/workloads.js).
+const CLIENTS = (PICKED ?? Object.keys(adapters).filter((c) => !NEAR_CLIENTS.includes(c)));
+const clientsOf = (w) => (w.clients ? w.clients.filter((c) => !PICKED || PICKED.includes(c)) : CLIENTS);
 // With FLUXOR_BASE=<another built checkout>, `fluxor-base` runs too (bench/adapters.js).
 const QUIET_BUSY = 0.15; // a core's share other processes may use
 const OURS = 'fluxor';
@@ -127,7 +131,8 @@ async function main() {
       process.stderr.write(`round ${round}/${ROUNDS}\n`);
       for (const name of names) {
         // Interleave: the client order rotates every round.
-        const order = CLIENTS.map((_, i) => CLIENTS[(i + round) % CLIENTS.length]);
+        const clients = clientsOf(workloads[name]);
+        const order = clients.map((_, i) => clients[(i + round) % clients.length]);
         for (const client of order) {
           const r = await measure(server, client, name);
           ((results[name] ??= {})[client] ??= []).push(r);
@@ -135,50 +140,25 @@ async function main() {
         }
       }
     }
+    const extras = names.some((n) => n.startsWith('near ')) ? await nearExtras(server) : [];
     await waitQuiet();
     const ceiling = redisBenchmark(server.port);
-    report(names, results, ceiling);
+    report(names, results, ceiling, extras);
   } finally {
     await server.stop();
   }
 }
 
-function report(names, results, ceiling) {
+function report(names, results, ceiling, extras) {
   const summary = {};
   const lines = [];
-  const header = ['workload', ...CLIENTS.map((c) => `${c} ops/s (min-max)`), 'p50/p99 ms (ours)', `${OURS} ÷ best JS`];
-  lines.push(`| ${header.join(' | ')} |`, `|${header.map(() => '---').join('|')}|`);
-  for (const name of names) {
-    const row = [name];
-    const med = {};
-    for (const client of CLIENTS) {
-      const runs = results[name][client];
-      const ops = runs.map((r) => r.opsPerSec);
-      med[client] = median(ops);
-      row.push(`${fmt(med[client])} (${fmt(Math.min(...ops))}-${fmt(Math.max(...ops))})`);
-    }
-    const ours = results[name][OURS];
-    const others = CLIENTS.filter((c) => !c.startsWith(OURS));
-    const best = Math.max(...others.map((c) => med[c]));
-    const ratio = ours && others.length ? med[OURS] / best : NaN;
-    row.push(ours ? `${median(ours.map((r) => r.p50)).toFixed(3)} / ${median(ours.map((r) => r.p99)).toFixed(3)}` : '-');
-    row.push(Number.isFinite(ratio) ? `${ratio.toFixed(2)}x` : '-');
-    lines.push(`| ${row.join(' | ')} |`);
-    summary[name] = {
-      ratio,
-      clients: Object.fromEntries(
-        CLIENTS.map((c) => [
-          c,
-          {
-            median: med[c],
-            min: Math.min(...results[name][c].map((r) => r.opsPerSec)),
-            max: Math.max(...results[name][c].map((r) => r.opsPerSec)),
-            p50: median(results[name][c].map((r) => r.p50)),
-            p99: median(results[name][c].map((r) => r.p99)),
-          },
-        ]),
-      ),
-    };
+  const plain = names.filter((n) => !workloads[n].clients);
+  const near = names.filter((n) => workloads[n].clients);
+  table(plain, CLIENTS, OURS, results, summary, lines);
+  if (near.length > 0) {
+    lines.push('', 'Near cache (localCache): local hits against other in-process tiers and the network get; the mix with and without it.', '');
+    table(near, [...new Set(near.flatMap((n) => clientsOf(workloads[n])))], 'fluxor-local', results, summary, lines);
+    lines.push('', ...extras);
   }
   const get64 = summary['get 100B c64']?.clients[OURS]?.median;
   const machine = `${os.cpus().length} × ${os.cpus()[0].model}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}, ${execFileSync('redis-server', ['--version'], { encoding: 'utf8' }).split(' ')[2]}`;
@@ -187,12 +167,49 @@ function report(names, results, ceiling) {
   lines.push(`Machine: ${machine}. Median of ${ROUNDS} interleaved rounds of ${SECONDS} s; mget/mset count keys per second.`);
   console.log(lines.join('\n'));
   // Only a full run of the usual clients replaces the published results.
-  if (ONLY || flag('clients', null) || process.env.FLUXOR_BASE) return;
+  if (ONLY || PICKED || process.env.FLUXOR_BASE) return;
   const dir = path.join(__dirname, 'results');
   fs.mkdirSync(dir, { recursive: true });
-  fs.writeFileSync(path.join(dir, 'latest.json'), JSON.stringify({ date: new Date().toISOString(), machine, rounds: ROUNDS, seconds: SECONDS, ceiling, summary }, null, 2));
-  fs.writeFileSync(path.join(dir, 'chart.svg'), chart(summary, CLIENTS));
+  fs.writeFileSync(path.join(dir, 'latest.json'), JSON.stringify({ date: new Date().toISOString(), machine, rounds: ROUNDS, seconds: SECONDS, ceiling, summary, extras }, null, 2));
+  fs.writeFileSync(path.join(dir, 'chart.svg'), chart(Object.fromEntries(plain.map((n) => [n, summary[n]])), CLIENTS));
   fs.writeFileSync(path.join(dir, 'latest.md'), lines.join('\n') + '\n');
+}
+
+/** A markdown table of `names` by `clients`, with `ours` against the best of the rest. */
+function table(names, clients, ours, results, summary, lines) {
+  if (names.length === 0) return;
+  const header = ['workload', ...clients.map((c) => `${c} ops/s (min-max)`), 'p50/p99 ms (ours)', `${ours} ÷ best other`];
+  lines.push(`| ${header.join(' | ')} |`, `|${header.map(() => '---').join('|')}|`);
+  for (const name of names) {
+    const ran = clients.filter((c) => results[name]?.[c]);
+    const row = [name];
+    const med = {};
+    for (const client of clients) {
+      const ops = (results[name]?.[client] ?? []).map((r) => r.opsPerSec);
+      if (ops.length === 0) {
+        row.push('-');
+        continue;
+      }
+      med[client] = median(ops);
+      row.push(`${fmt(med[client])} (${fmt(Math.min(...ops))}-${fmt(Math.max(...ops))})`);
+    }
+    const mine = results[name]?.[ours];
+    const others = ran.filter((c) => !c.startsWith(ours));
+    const best = Math.max(...others.map((c) => med[c]));
+    const ratio = mine && others.length ? med[ours] / best : NaN;
+    row.push(mine ? `${median(mine.map((r) => r.p50)).toFixed(3)} / ${median(mine.map((r) => r.p99)).toFixed(3)}` : '-');
+    row.push(Number.isFinite(ratio) ? `${ratio.toFixed(2)}x` : '-');
+    lines.push(`| ${row.join(' | ')} |`);
+    summary[name] = {
+      ratio,
+      clients: Object.fromEntries(
+        ran.map((c) => {
+          const runs = results[name][c];
+          return [c, { median: med[c], min: Math.min(...runs.map((r) => r.opsPerSec)), max: Math.max(...runs.map((r) => r.opsPerSec)), p50: median(runs.map((r) => r.p50)), p99: median(runs.map((r) => r.p99)) }];
+        }),
+      ),
+    };
+  }
 }
 
 main().catch((err) => {

@@ -1,0 +1,131 @@
+'use strict';
+
+// The near cache's extra measurements for `npm run bench` (issue #15):
+// coherence delay (another process's SET until the reader returns the new
+// value; ours beside node-redis's client-side cache) and memory per cached
+// 100 B entry. Each runs in its own process.
+//   node bench/nearcache.js coherence <port> <client> [writes]
+//   node --expose-gc bench/nearcache.js memory <port> [entries]
+
+const { spawn } = require('node:child_process');
+
+const KEY = 'coherence:k';
+
+/** Spawns this file with `args`; resolves its last JSON line. */
+function child(args, flags = []) {
+  return new Promise((resolve, reject) => {
+    const p = spawn(process.execPath, [...flags, __filename, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    p.stdout.on('data', (d) => (out += d));
+    p.stderr.on('data', (d) => (err += d));
+    p.on('exit', (code) => (code === 0 ? resolve(JSON.parse(out.trim().split('\n').pop())) : reject(new Error(`${args.join(' ')}: ${err}`))));
+  });
+}
+
+/** Markdown lines for run.js. */
+async function nearExtras(server) {
+  const lines = [];
+  const ms = (x) => `${x.toFixed(2)} ms`;
+  for (const client of ['fluxor-local', 'node-redis-csc']) {
+    const r = await child(['coherence', String(server.port), client]);
+    lines.push(`Coherence delay, ${client}: p50 ${ms(r.p50)}, p99 ${ms(r.p99)}, max ${ms(r.max)} over ${r.writes} writes by another process.`);
+  }
+  const m = await child(['memory', String(server.port)], ['--expose-gc']);
+  lines.push(`Memory per cached 100 B entry (fluxor-local): ${m.perEntry.toFixed(0)} B of RSS (${(m.rss / 2 ** 20).toFixed(1)} MiB over ${m.entries} entries; heap ${m.heapPerEntry.toFixed(0)} B each).`);
+  return lines;
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const tick = () => new Promise(setImmediate);
+const now = () => Number(process.hrtime.bigint()) / 1e6; // CLOCK_MONOTONIC: the same in both processes
+
+/** The writer process: SETs `i` on request, answering with when it sent it. */
+const WRITER = `
+  const net = require('node:net');
+  const sock = net.connect(Number(process.argv[1]), '127.0.0.1');
+  let sent = 0;
+  sock.on('data', () => process.send({ sent }));
+  process.on('message', (i) => {
+    const v = JSON.stringify(i);
+    sent = Number(process.hrtime.bigint()) / 1e6;
+    sock.write('*3\\r\\n$3\\r\\nSET\\r\\n$${KEY.length}\\r\\n${KEY}\\r\\n$' + v.length + '\\r\\n' + v + '\\r\\n');
+  });
+  sock.on('connect', () => process.send('ready'));`;
+
+async function coherence(port, client, writes = 1000) {
+  const { adapters } = require('./adapters');
+  const api = await adapters[client](port);
+  await api.set(KEY, -1);
+  const writer = spawn(process.execPath, ['-e', WRITER, String(port)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const next = () => new Promise((r) => writer.once('message', r));
+  await next();
+  const delays = [];
+  for (let i = 0; i < writes; i++) {
+    // The reader holds the current value locally before each write.
+    for (let j = 0; j < 3; j++) await api.get(KEY);
+    const acked = next();
+    writer.send(i);
+    let seenAt = 0;
+    const guard = now() + 5000;
+    for (;;) {
+      if ((await api.get(KEY)) === i) {
+        seenAt = now();
+        break;
+      }
+      if (now() > guard) throw new Error(`${client} never saw write ${i}`);
+      await tick();
+    }
+    const { sent } = await acked;
+    delays.push(seenAt - sent);
+    await sleep(1);
+  }
+  writer.kill();
+  await api.close();
+  delays.sort((a, b) => a - b);
+  const q = (p) => delays[Math.min(delays.length - 1, Math.floor(p * delays.length))];
+  return { writes, p50: q(0.5), p99: q(0.99), max: delays.at(-1) };
+}
+
+async function memory(port, entries = 100_000) {
+  const CacheModule = require('..');
+  const cache = new CacheModule({ host: '127.0.0.1', port, keyPrefix: 'mem:', localCache: { maxEntries: entries * 2 } });
+  await cache.initialize();
+  const value = { id: 1, name: 'memory check', tags: ['a', 'b'], pad: 'x'.repeat(50) };
+  for (let i = 0; i < entries; i += 1000) {
+    const pairs = {};
+    for (let j = i; j < i + 1000; j++) pairs[`e:${j}`] = value;
+    await cache.mset(pairs);
+  }
+  await sleep(200);
+  const measure = () => {
+    global.gc();
+    return process.memoryUsage();
+  };
+  // Reads once to warm the code paths, then flushes and measures.
+  for (let i = 0; i < 1000; i++) await cache.get(`e:${i}`);
+  await cache.invalidate('pattern', 'nothing:*');
+  const before = measure();
+  for (let i = 0; i < entries; i += 500) await cache.mget(Array.from({ length: 500 }, (_, j) => `e:${i + j}`));
+  const after = measure();
+  const { local } = await cache.getStats();
+  await cache.invalidate('pattern', 'e:*');
+  await cache.disconnect();
+  if (local.entries !== entries) throw new Error(`expected ${entries} local entries, got ${local.entries}`);
+  const rss = after.rss - before.rss;
+  return { entries, rss, perEntry: rss / entries, heapPerEntry: (after.heapUsed - before.heapUsed) / entries };
+}
+
+if (require.main === module) {
+  const [what, port, arg] = process.argv.slice(2);
+  const run = what === 'coherence' ? coherence(Number(port), arg) : memory(Number(port), arg ? Number(arg) : undefined);
+  run.then(
+    (r) => process.stdout.write(JSON.stringify(r) + '\n'),
+    (err) => {
+      process.stderr.write(`${err.stack}\n`);
+      process.exit(1);
+    },
+  );
+}
+
+module.exports = { nearExtras };
