@@ -12,7 +12,7 @@ const net = require('node:net');
 const os = require('node:os');
 const path = require('node:path');
 const CacheModule = require('..');
-const { startRedis, sleep } = require('./harness');
+const { startRedis, sleep, runNode } = require('./harness');
 const { startCluster } = require('./cluster');
 
 const GUARD_MS = 20000;
@@ -369,6 +369,88 @@ test('a reply overtaken by an invalidation of its key (or a flush) is not stored
   answer(['"old"', '-1']);
   await read;
   assert.equal(near.get('k2'), MISS, 'nor one sent before tracking came back');
+});
+
+test.describe('lifecycle with localCache', () => {
+  let server;
+  let raw;
+  test.before(async () => {
+    server = await startRedis();
+    raw = await server.raw();
+  });
+  test.after(async () => {
+    raw.close();
+    await server.stop();
+  });
+
+  test('the invalidation connection does not keep the process alive, even without disconnect', async () => {
+    const code = `
+      const C = require('.');
+      new C({ host: '127.0.0.1', port: ${server.port}, localCache: { maxSilenceMs: 30 } }).initialize().then(async (c) => {
+        await c.set('idle', 1);
+        for (let i = 0; i < 20; i++) await c.get('idle');
+        await new Promise((r) => setTimeout(r, 200)); // heartbeats come and go
+      });`;
+    const out = await runNode(code, { timeout: 15000 });
+    assert.equal(out.signal, null, 'the child had to be killed: it did not exit by itself');
+    assert.equal(out.code, 0, out.stderr);
+  });
+
+  test('worker threads: each has its own near cache; workers end cleanly, one cache never disconnected', async () => {
+    const code = `
+      const { Worker } = require('node:worker_threads');
+      const body = \`
+        const C = require(\${JSON.stringify(process.cwd())});
+        const { parentPort } = require('node:worker_threads');
+        (async () => {
+          const a = new C({ host: '127.0.0.1', port: ${server.port}, keyPrefix: 'wt:', localCache: { maxSilenceMs: 30 } });
+          const b = new C({ host: '127.0.0.1', port: ${server.port}, keyPrefix: 'wt:', localCache: {} });
+          await a.initialize();
+          await b.initialize();
+          await a.set('k', { n: 1 });
+          for (let i = 0; i < 50; i++) await a.get('k');
+          await new Promise((r) => setTimeout(r, 50));
+          parentPort.postMessage(JSON.stringify([await b.get('k'), await a.mget(['k', 'none'])]));
+          await b.disconnect();
+        })();\`;
+      const one = () => new Promise((resolve, reject) => {
+        const w = new Worker(body, { eval: true });
+        let got;
+        w.on('message', (m) => (got = m));
+        w.on('error', reject);
+        w.on('exit', (code) => resolve(code + ' ' + got));
+      });
+      (async () => {
+        const out = [];
+        for (let i = 0; i < 8; i += 2) out.push(...(await Promise.all([one(), one()])));
+        process.stdout.write(out.join('|'));
+      })();`;
+    const out = await runNode(code, { timeout: 30000 });
+    assert.equal(out.signal, null, out.stderr);
+    assert.equal(out.code, 0, out.stderr);
+    assert.equal(out.stdout, Array(8).fill('0 [{"n":1},[{"n":1},null]]').join('|'));
+    assert.equal(out.stderr, '');
+  });
+
+  test('a CacheModule with localCache that nobody holds is collected, its invalidation connection closed', async () => {
+    const gc = () => require('node:vm').runInNewContext('gc');
+    require('node:v8').setFlagsFromString('--expose-gc');
+    const make = async () => {
+      const c = new CacheModule({ host: '127.0.0.1', port: server.port, keyPrefix: 'gc:', localCache: {} });
+      await c.initialize();
+      await c.set('k', 1);
+      await cachedLocally(c, 'k');
+      return new WeakRef(c);
+    };
+    const ref = await make();
+    assert.equal((await trackingIds(raw)).length, 1);
+    await eventually(async () => {
+      await sleep(5);
+      gc();
+      await sleep(5);
+      return ref.deref() === undefined && (await trackingIds(raw)).length === 0;
+    }, 'collected and closed');
+  });
 });
 
 test('nothing stale after the server restarts (with data no write announces)', async () => {
