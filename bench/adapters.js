@@ -120,6 +120,12 @@ const near = {
     const CacheModule = require('..');
     const cache = new CacheModule({ host: '127.0.0.1', port, keyPrefix: '', defaultTTL: TTL, localCache: { maxEntries: 100_000 } });
     await cache.initialize();
+    // Tracking comes up in the background: wait for the first local hit.
+    await cache.set('bench:ready', 1);
+    for (let i = 0; i < 1000 && (await cache.getStats()).local.hits === 0; i++) {
+      await cache.get('bench:ready');
+      await new Promise((r) => setTimeout(r, 10));
+    }
     return { get: (k) => cache.get(k), set: (k, v) => cache.set(k, v), mset: (pairs) => cache.mset(pairs), close: () => cache.disconnect() };
   },
 

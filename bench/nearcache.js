@@ -6,6 +6,7 @@
 // 100 B entry. Each runs in its own process.
 //   node bench/nearcache.js coherence <port> <client> [writes]
 //   node --expose-gc bench/nearcache.js memory <port> [entries]
+//   node bench/nearcache.js threads <port> <workers> [seconds]
 
 const { spawn } = require('node:child_process');
 
@@ -31,6 +32,9 @@ async function nearExtras(server) {
     const r = await child(['coherence', String(server.port), client]);
     lines.push(`Coherence delay, ${client}: p50 ${ms(r.p50)}, p99 ${ms(r.p99)}, max ${ms(r.max)} over ${r.writes} writes by another process.`);
   }
+  const t1 = await child(['threads', String(server.port), '1']);
+  const t2 = await child(['threads', String(server.port), '2']);
+  lines.push(`Local hits (100 B, c64 each) in 1 worker thread: ${(t1.opsPerSec / 1e6).toFixed(2)}M/s; in 2: ${(t2.opsPerSec / 1e6).toFixed(2)}M/s (${(t2.opsPerSec / t1.opsPerSec).toFixed(2)}x).`);
   const m = await child(['memory', String(server.port)], ['--expose-gc']);
   lines.push(`Memory per cached 100 B entry (fluxor-local): ${m.perEntry.toFixed(0)} B of RSS (${(m.rss / 2 ** 20).toFixed(1)} MiB over ${m.entries} entries; heap ${m.heapPerEntry.toFixed(0)} B each).`);
   return lines;
@@ -116,9 +120,47 @@ async function memory(port, entries = 100_000) {
   return { entries, rss, perEntry: rss / entries, heapPerEntry: (after.heapUsed - before.heapUsed) / entries };
 }
 
+/** Local hits in `workers` worker threads at once, each with its own CacheModule. */
+async function threads(port, workers, seconds = 2) {
+  const { Worker } = require('node:worker_threads');
+  const body = `
+    const { workerData, parentPort } = require('node:worker_threads');
+    const { adapters } = require(${JSON.stringify(require.resolve('./adapters'))});
+    const { workloads } = require(${JSON.stringify(require.resolve('./workloads'))});
+    (async () => {
+      const w = workloads['near hit 100B c64'];
+      const api = await adapters['fluxor-local'](workerData.port);
+      const ctx = await w.setup(api);
+      parentPort.postMessage('ready');
+      await new Promise((r) => parentPort.once('message', r));
+      let ops = 0;
+      let stop = false;
+      setTimeout(() => (stop = true), workerData.seconds * 1000);
+      const t0 = performance.now();
+      await Promise.all(Array.from({ length: w.concurrency }, async (_, id) => {
+        for (let i = id, n = 0; !stop; i += w.concurrency) {
+          await w.op(api, ctx, i);
+          ops++;
+          if ((++n & 1023) === 0) await new Promise(setImmediate);
+        }
+      }));
+      parentPort.postMessage(ops / ((performance.now() - t0) / 1000));
+      await api.close();
+    })();`;
+  const ws = Array.from({ length: workers }, () => new Worker(body, { eval: true, workerData: { port, seconds } }));
+  await Promise.all(ws.map((w) => new Promise((r) => w.once('message', r))));
+  const results = ws.map((w) => new Promise((r) => w.once('message', r)));
+  for (const w of ws) w.postMessage('go');
+  const rates = await Promise.all(results);
+  return { workers, opsPerSec: rates.reduce((a, b) => a + b, 0) };
+}
+
 if (require.main === module) {
   const [what, port, arg] = process.argv.slice(2);
-  const run = what === 'coherence' ? coherence(Number(port), arg) : memory(Number(port), arg ? Number(arg) : undefined);
+  const run =
+    what === 'coherence' ? coherence(Number(port), arg)
+    : what === 'threads' ? threads(Number(port), Number(arg), Number(process.argv[5] ?? 2))
+    : memory(Number(port), arg ? Number(arg) : undefined);
   run.then(
     (r) => process.stdout.write(JSON.stringify(r) + '\n'),
     (err) => {

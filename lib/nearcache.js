@@ -25,6 +25,7 @@ const { decode, mgetWire } = require('./args');
 
 /** What `get` returns when there is no fresh local copy. */
 const MISS = Symbol('miss');
+const TRUE = Promise.resolve(true);
 const SLOTS = 4096;
 const GLOBAL = 2 ** 32;
 const DEFAULTS = Object.freeze({ maxEntries: 10_000, maxBytes: 64 * 1024 * 1024, ttl: 60, maxSilenceMs: 300 });
@@ -78,10 +79,15 @@ function deepFreeze(root) {
 }
 
 class NearCache {
-  /** key -> { value, size, expires, seq }, least recently used first. */
+  /**
+   * key -> { value, size, expires, used, promise }, oldest first. Eviction
+   * is CLOCK (second chance): a hit only marks its entry used; when room is
+   * needed, a used entry at the front moves to the back unmarked and an
+   * unused one goes. Least recently used out first, approximately, at no
+   * cost per hit.
+   */
   #map = new Map();
   #bytes = 0;
-  #seq = 0;
   #slots = new Uint32Array(SLOTS);
   #global = 0;
   #up = false;
@@ -109,33 +115,35 @@ class NearCache {
 
   /** The fresh local copy of `key`, or MISS. */
   get(key) {
-    const e = this.#map.get(key);
-    if (e !== undefined) {
-      const now = performance.now();
-      if (now < e.expires && now < this.#freshUntil) {
-        // Only a copy in the older half moves to the back: an LRU order that
-        // costs the hottest keys nothing.
-        if (e.seq < this.#seq - (this.#map.size >>> 1)) {
-          this.#map.delete(key);
-          this.#map.set(key, e);
-          e.seq = ++this.#seq;
-        }
-        this.#hits++;
-        return e.value;
-      }
-      if (now >= e.expires) this.#remove(key, e);
-    }
-    this.#misses++;
-    return MISS;
+    const e = this.#entry(key);
+    return e === undefined ? MISS : e.value;
   }
 
   /** `get(key)` through the cache: a hit at once, a miss by `batch`. */
   read(key, batch) {
-    const v = this.get(key);
-    if (v !== MISS) return Promise.resolve(v);
+    const e = this.#entry(key);
+    // A hit hands back one settled promise per copy, made once: no
+    // allocation per hit. (Not frozen: async_hooks tag promises.)
+    if (e !== undefined) return (e.promise ??= Promise.resolve(e.value));
     const ticket = this.#ticket(key);
     const sent = performance.now();
     return batch.run((r) => this.#fill(key, ticket, sent, r[0], Number(r[1])), ['getx', key]);
+  }
+
+  /** The fresh entry of `key`, counted as a hit or a miss. */
+  #entry(key) {
+    const e = this.#map.get(key);
+    if (e !== undefined) {
+      const now = performance.now();
+      if (now < e.expires && now < this.#freshUntil) {
+        e.used = true;
+        this.#hits++;
+        return e;
+      }
+      if (now >= e.expires) this.#remove(key, e);
+    }
+    this.#misses++;
+    return undefined;
   }
 
   /** `mget(keys)` through the cache: one request for the misses, if any. */
@@ -166,7 +174,7 @@ class NearCache {
 
   /** `exists(key)`: true at once for a fresh local copy. */
   exists(key, batch) {
-    return this.get(key) !== MISS ? Promise.resolve(true) : batch.run((r) => r, ['exists', key]);
+    return this.#entry(key) !== undefined ? TRUE : batch.run((r) => r, ['exists', key]);
   }
 
   /** This instance writes `key`: its copy goes, and reads already sent are not stored. */
@@ -242,12 +250,19 @@ class NearCache {
     if (old !== undefined) this.#remove(key, old);
     const { maxEntries, maxBytes } = this.#o;
     if (size > maxBytes) return;
-    this.#map.set(key, { value, size, expires, seq: ++this.#seq });
-    this.#bytes += size;
-    while (this.#map.size > maxEntries || this.#bytes > maxBytes) {
-      const oldest = this.#map.keys().next().value;
-      this.#remove(oldest, this.#map.get(oldest));
+    // Room first, so the sweep never reaches the new entry.
+    while (this.#map.size >= maxEntries || this.#bytes + size > maxBytes) {
+      const [oldest, e] = this.#map.entries().next().value;
+      this.#map.delete(oldest);
+      if (e.used) {
+        e.used = false;
+        this.#map.set(oldest, e);
+      } else {
+        this.#bytes -= e.size;
+      }
     }
+    this.#map.set(key, { value, size, expires, used: false, promise: undefined });
+    this.#bytes += size;
   }
 
   #remove(key, e) {
