@@ -505,6 +505,7 @@ test('cluster: tracking on every master; changes by another client are seen; a k
     for (const k of keys) await router.cmd('SET', `cl:${k}`, '3');
     await sleep(150);
     for (const k of keys) await seen(c, k, 3);
+    assert.deepEqual(await c.mget(keys), keys.map(() => 3), 'mget across masters, from local copies and the servers');
   } finally {
     await c.disconnect();
     router.close();

@@ -126,7 +126,15 @@ const near = {
       await cache.get('bench:ready');
       await new Promise((r) => setTimeout(r, 10));
     }
-    return { get: (k) => cache.get(k), set: (k, v) => cache.set(k, v), mset: (pairs) => cache.mset(pairs), close: () => cache.disconnect() };
+    return {
+      get: (k) => cache.get(k),
+      set: (k, v) => cache.set(k, v),
+      mset: (pairs) => cache.mset(pairs),
+      async close() {
+        if (process.env.FLUXOR_BENCH_STATS) process.stderr.write(`${JSON.stringify((await cache.getStats()).local)}\n`);
+        await cache.disconnect();
+      },
+    };
   },
 
   /** cache-manager 7's default store: an in-process Map (keyv), the stored object back. */
