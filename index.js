@@ -110,7 +110,10 @@ class CacheModule extends EventEmitter {
 
   #ready() {
     this.#state = 'ready';
-    if (this.#near !== null) this.#engine.track(this.#near.maxSilenceMs);
+    if (this.#near !== null) {
+      this.#near.start();
+      this.#engine.track(this.#near.maxSilenceMs);
+    }
     this.emit('connect');
     this.emit('ready');
   }

@@ -351,6 +351,7 @@ test('a reply overtaken by an invalidation of its key (or a flush) is not stored
   // the batcher, so each interleaving is checked every time.
   const { NearCache, MISS } = require('../lib/nearcache');
   const near = new NearCache({ maxEntries: 10, maxBytes: 1e6, ttl: 60, maxSilenceMs: 1e6 }, () => 0);
+  near.start();
   near.event(['up', 0]);
   let answer;
   const batch = { run: (decode) => new Promise((resolve) => (answer = (reply) => resolve(decode(reply)))) };

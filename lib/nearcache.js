@@ -90,6 +90,7 @@ class NearCache {
   #bytes = 0;
   #slots = new Uint32Array(SLOTS);
   #global = 0;
+  #tracking = false;
   #up = false;
   /** performance.now() past which nothing is served (the server's silence). */
   #freshUntil = -Infinity;
@@ -195,8 +196,19 @@ class NearCache {
     this.#bytes = 0;
   }
 
-  /** Tracking stopped (disconnect): nothing is served or stored. */
+  /** Tracking started (connected): its events count from now on. */
+  start() {
+    this.#tracking = true;
+  }
+
+  /** Tracking stopped (disconnect): nothing is served or stored, and late events are ignored. */
   stop() {
+    this.#tracking = false;
+    this.#down();
+  }
+
+  /** Tracking is down: every copy goes, and none is served or stored until it is up. */
+  #down() {
     this.flush();
     this.#up = false;
     this.#freshUntil = -Infinity;
@@ -204,6 +216,7 @@ class NearCache {
 
   /** A tracking event `[kind, atUs, keys?]` from src/tracking.rs. */
   event([kind, atUs, keys]) {
+    if (!this.#tracking) return;
     const until = atUs / 1000 + this.#offset + this.#o.maxSilenceMs;
     switch (kind) {
       case 'keys':
@@ -221,7 +234,7 @@ class NearCache {
         this.flush();
         break;
       case 'down':
-        this.stop();
+        this.#down();
         break;
     }
   }
