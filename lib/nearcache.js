@@ -245,7 +245,9 @@ class NearCache {
 
   /** -1 when tracking is down: such a read is never stored. */
   #ticket(key) {
-    return this.#up ? this.#global * GLOBAL + this.#slots[slot(key)] : -1;
+    // The global epoch wraps (exact integers): a read is never in flight
+    // across 2^20 flushes.
+    return this.#up ? (this.#global & 0xfffff) * GLOBAL + this.#slots[slot(key)] : -1;
   }
 
   /** A read's reply: decoded and frozen, and stored if nothing changed since `ticket`. */
