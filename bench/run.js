@@ -197,7 +197,8 @@ function table(names, clients, ours, results, summary, lines) {
     const others = ran.filter((c) => !c.startsWith(ours));
     const best = Math.max(...others.map((c) => med[c]));
     const ratio = mine && others.length ? med[ours] / best : NaN;
-    row.push(mine ? `${median(mine.map((r) => r.p50)).toFixed(3)} / ${median(mine.map((r) => r.p99)).toFixed(3)}` : '-');
+    const ms = (x) => x.toFixed(x < 0.01 ? 4 : 3);
+    row.push(mine ? `${ms(median(mine.map((r) => r.p50)))} / ${ms(median(mine.map((r) => r.p99)))}` : '-');
     row.push(Number.isFinite(ratio) ? `${ratio.toFixed(2)}x` : '-');
     lines.push(`| ${row.join(' | ')} |`);
     summary[name] = {

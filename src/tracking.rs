@@ -113,10 +113,11 @@ async fn session(engine: &Arc<Engine>, deliver: &Arc<Deliver>, beat: Duration) -
       return true;
     }
     deliver.send(EVENTS, vec![Reply::Str("alive".into()), Reply::Int(sent)]);
-    // A cluster whose masters changed may have moved slots without telling
-    // anyone (a slot moved without MIGRATE sends no invalidation): start over.
+    // A cluster whose masters changed may serve keys from a node not
+    // tracked yet (or a slot moved without MIGRATE sends no invalidation):
+    // start over. Checked about once per maxSilence.
     beats += 1;
-    if engine.is_cluster() && beats.is_multiple_of(8) && !matches!(masters_now(engine).await, Ok(m) if same_nodes(&m, &masters)) {
+    if engine.is_cluster() && beats.is_multiple_of(3) && !matches!(masters_now(engine).await, Ok(m) if same_nodes(&m, &masters)) {
       return true;
     }
   }
