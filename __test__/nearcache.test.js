@@ -12,7 +12,8 @@ const net = require('node:net');
 const os = require('node:os');
 const path = require('node:path');
 const CacheModule = require('..');
-const { startRedis, sleep, runNode } = require('./harness');
+const { execFileSync } = require('node:child_process');
+const { startRedis, sleep, runNode, freePort } = require('./harness');
 const { startCluster } = require('./cluster');
 
 const GUARD_MS = 20000;
@@ -479,6 +480,32 @@ test('nothing stale after the server restarts (with data no write announces)', a
     await server.stop();
     fs.rmSync(saved, { recursive: true, force: true });
   }
+});
+
+test('TLS: the invalidation connection goes over TLS too, and changes are seen', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fluxor-nc-tls-'));
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const ssl = (...args) => execFileSync('openssl', args, { cwd: dir, stdio: 'ignore' });
+  ssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=ca', '-keyout', 'ca.key', '-out', 'ca.crt');
+  ssl('req', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=localhost', '-keyout', 'server.key', '-out', 'server.csr');
+  fs.writeFileSync(path.join(dir, 'san.ext'), 'subjectAltName=DNS:localhost,IP:127.0.0.1\n');
+  ssl('x509', '-req', '-in', 'server.csr', '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '2', '-extfile', 'san.ext', '-out', 'server.crt');
+  const tlsPort = await freePort();
+  const server = await startRedis({
+    args: ['--tls-port', String(tlsPort), '--tls-cert-file', path.join(dir, 'server.crt'), '--tls-key-file', path.join(dir, 'server.key'), '--tls-ca-cert-file', path.join(dir, 'ca.crt'), '--tls-auth-clients', 'no'],
+  });
+  t.after(() => server.stop());
+  const raw = await server.raw();
+  t.after(() => raw.close());
+  const c = new CacheModule({ host: '127.0.0.1', port: tlsPort, tls: { ca: fs.readFileSync(path.join(dir, 'ca.crt')) }, keyPrefix: 'nc:', localCache: {} });
+  await c.initialize();
+  t.after(() => c.disconnect());
+  await raw.cmd('SET', 'nc:t', '1');
+  await cachedLocally(c, 't');
+  const line = (await raw.cmd('CLIENT', 'LIST')).split('\n').find((l) => / name=fluxor-tracking /.test(l));
+  assert.match(line, new RegExp(` laddr=127\\.0\\.0\\.1:${tlsPort} `), 'tracking on the TLS port');
+  await raw.cmd('SET', 'nc:t', '2');
+  await seen(c, 't', 2);
 });
 
 test('cluster: tracking on every master; changes by another client are seen; a killed connection leaves nothing stale', async () => {
