@@ -508,6 +508,42 @@ test('TLS: the invalidation connection goes over TLS too, and changes are seen',
   await seen(c, 't', 2);
 });
 
+test('Sentinel: the invalidation connection follows the master the module uses', async (t) => {
+  const { startSentinels } = require('./sentinel');
+  const group = await startSentinels();
+  t.after(() => group.stop());
+  const cache = new CacheModule({ sentinels: group.nodes, name: group.name, keyPrefix: 'ns:', localCache: { maxSilenceMs: 100 } });
+  cache.on('error', () => {});
+  await cache.initialize();
+  t.after(() => cache.disconnect());
+  const master = await group.master.raw();
+  await master.cmd('SET', 'ns:k', '1');
+  await cachedLocally(cache, 'k');
+  await master.cmd('SET', 'ns:k', '2');
+  await seen(cache, 'k', 2);
+  await cachedLocally(cache, 'k');
+
+  // Swap the roles by hand: nobody kills the old master's connections.
+  const replica = await group.replica.raw();
+  t.after(() => replica.close());
+  await replica.cmd('REPLICAOF', 'NO', 'ONE');
+  await master.cmd('REPLICAOF', '127.0.0.1', String(group.replica.port));
+  master.close();
+  for (const s of group.sentinels) {
+    const c = await s.raw();
+    await c.cmd('SENTINEL', 'REMOVE', group.name);
+    await c.cmd('SENTINEL', 'MONITOR', group.name, '127.0.0.1', String(group.replica.port), '2');
+    c.close();
+  }
+  // A write meets the demoted master; the module moves to the new one.
+  await eventually(async () => (await cache.set('other', 1).catch(() => false)) === true, 'a write to succeed');
+  await replica.cmd('SET', 'ns:k', '3');
+  await sleep(150);
+  await seen(cache, 'k', 3);
+  const ids = await trackingIds(replica);
+  assert.equal(ids.length, 1, 'tracking on the new master');
+});
+
 test('cluster: tracking on every master; changes by another client are seen; a killed connection leaves nothing stale', async () => {
   const cluster = await startCluster({ masters: 3, replicasPerMaster: 0 });
   const router = await cluster.router();

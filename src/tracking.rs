@@ -1,6 +1,7 @@
 //! The near cache's invalidation connections (README "Near cache").
 //!
-//! One RESP3 connection per data node (the server, or every cluster master),
+//! One RESP3 connection per data node (the server, the master behind the
+//! sentinels, or every cluster master),
 //! apart from the hot path, with `CLIENT TRACKING on BCAST PREFIX
 //! <keyPrefix>`: the server pushes the name of every key written, deleted,
 //! expired or evicted under the prefix, by any client, and a null after a
@@ -112,6 +113,13 @@ async fn session(engine: &Arc<Engine>, deliver: &Arc<Deliver>, beat: Duration) -
     if join_all(pings).await.iter().any(|r| !matches!(r, Ok(Ok(_)))) {
       return true;
     }
+    // Behind sentinels, the hot path follows a failover to the new master:
+    // a connection still on the old one would hear nothing of its writes.
+    if let Target::Sentinel(sentinel) = &engine.opts.target {
+      if !matches!(sentinel.current(), Some(now) if same_addr(&now, &masters[0])) {
+        return true;
+      }
+    }
     deliver.send(EVENTS, vec![Reply::Str("alive".into()), Reply::Int(sent)]);
     // A cluster whose masters changed may serve keys from a node not
     // tracked yet (or a slot moved without MIGRATE sends no invalidation):
@@ -154,11 +162,18 @@ async fn masters_now(engine: &Arc<Engine>) -> Result<Vec<Node>> {
   Ok(nodes)
 }
 
-fn same_nodes(now: &[Node], infos: &[ConnectionInfo]) -> bool {
-  let addr = |i: &ConnectionInfo| match i.addr() {
+fn addr(info: &ConnectionInfo) -> Option<(String, u16)> {
+  match info.addr() {
     ConnectionAddr::Tcp(h, p) | ConnectionAddr::TcpTls { host: h, port: p, .. } => Some((h.clone(), *p)),
     _ => None,
-  };
+  }
+}
+
+fn same_addr(a: &ConnectionInfo, b: &ConnectionInfo) -> bool {
+  addr(a).is_some() && addr(a) == addr(b)
+}
+
+fn same_nodes(now: &[Node], infos: &[ConnectionInfo]) -> bool {
   let mut was: Vec<_> = infos.iter().filter_map(addr).collect();
   let mut is: Vec<_> = now
     .iter()
