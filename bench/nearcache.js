@@ -7,6 +7,7 @@
 //   node bench/nearcache.js coherence <port> <client> [writes]
 //   node --expose-gc bench/nearcache.js memory <port> [entries]
 //   node bench/nearcache.js threads <port> <workers> [seconds]
+//   node bench/nearcache.js modes <port> <client>
 
 const { spawn } = require('node:child_process');
 
@@ -31,6 +32,12 @@ async function nearExtras(server) {
   for (const client of ['fluxor-local', 'node-redis-csc']) {
     const r = await child(['coherence', String(server.port), client]);
     lines.push(`Coherence delay, ${client}: p50 ${ms(r.p50)}, p99 ${ms(r.p99)}, max ${ms(r.max)} over ${r.writes} writes by another process.`);
+  }
+  for (const client of ['fluxor-local', 'node-redis-csc']) {
+    const r = await child(['modes', String(server.port), client]);
+    lines.push(
+      `Tracking cost, ${client} (${client === 'fluxor-local' ? 'BCAST' : 'default mode'}): ${r.cpuMs.toFixed(0)} ms of the reader's CPU while another client wrote ${r.writes} keys it never read; the server's memory for tracking 100k keys it read: ${(r.serverBytes / 1e6).toFixed(1)} MB.`,
+    );
   }
   const t1 = await child(['threads', String(server.port), '1']);
   const t2 = await child(['threads', String(server.port), '2']);
@@ -155,11 +162,47 @@ async function threads(port, workers, seconds = 2) {
   return { workers, opsPerSec: rates.reduce((a, b) => a + b, 0) };
 }
 
+/**
+ * BCAST against the default mode (node-redis's client-side cache): the idle
+ * reader's CPU while redis-benchmark writes keys it never read, and the
+ * server memory that tracking 100k keys it read takes.
+ */
+async function modes(port, client, writes = 300_000) {
+  const { adapters } = require('./adapters');
+  const { rawClient } = require('../__test__/harness');
+  const raw = await rawClient(port);
+  const mem = async () => Number(/used_memory:(\d+)/.exec(await raw.cmd('INFO', 'memory'))[1]);
+  await raw.cmd('FLUSHALL');
+  const api = await adapters[client](port);
+  await api.set('modes:marker', 0);
+  for (let i = 0; i < 3; i++) await api.get('modes:marker');
+  const cpu0 = process.cpuUsage();
+  const storm = spawn('redis-benchmark', ['-p', String(port), '-t', 'set', '-r', '100000', '-n', String(writes), '-P', '16', '-q'], { stdio: 'ignore' });
+  await new Promise((r) => storm.on('exit', r));
+  await raw.cmd('SET', 'modes:marker', '1');
+  while ((await api.get('modes:marker')) !== 1) await tick();
+  const cpu = process.cpuUsage(cpu0);
+  await raw.cmd('FLUSHALL');
+  for (let i = 0; i < 100_000; i += 1000) {
+    const pairs = {};
+    for (let j = i; j < i + 1000; j++) pairs[`modes:${j}`] = 1;
+    await api.mset(pairs);
+  }
+  const before = await mem();
+  for (let i = 0; i < 100_000; i += 500) await Promise.all(Array.from({ length: 500 }, (_, j) => api.get(`modes:${i + j}`)));
+  const after = await mem();
+  await raw.cmd('FLUSHALL');
+  await api.close();
+  raw.close();
+  return { writes, cpuMs: (cpu.user + cpu.system) / 1000, serverBytes: after - before };
+}
+
 if (require.main === module) {
   const [what, port, arg] = process.argv.slice(2);
   const run =
     what === 'coherence' ? coherence(Number(port), arg)
     : what === 'threads' ? threads(Number(port), Number(arg), Number(process.argv[5] ?? 2))
+    : what === 'modes' ? modes(Number(port), arg)
     : memory(Number(port), arg ? Number(arg) : undefined);
   run.then(
     (r) => process.stdout.write(JSON.stringify(r) + '\n'),
