@@ -53,7 +53,7 @@ class CacheModule extends EventEmitter {
     } catch (err) {
       throw typeError(`options must hold plain data: ${err.message}`, err);
     }
-    this.#batch = new Batcher((err) => this.#connectionLost(err), (event) => this.#near?.event(event));
+    this.#batch = new Batcher((err) => this.#connectionLost(err), (batch) => this.#near?.events(batch));
     try {
       this.#engine = new CacheEngine(json, this.#batch.receiver);
     } catch (err) {

@@ -353,21 +353,20 @@ test('a reply overtaken by an invalidation of its key (or a flush) is not stored
   const { NearCache, MISS } = require('../lib/nearcache');
   const near = new NearCache({ maxEntries: 10, maxBytes: 1e6, ttl: 60, maxSilenceMs: 1e6 }, () => 0);
   near.start();
-  near.event(['up', 0]);
+  near.events(['up', 0, null]);
   let answer;
   const batch = { run: (decode) => new Promise((resolve) => (answer = (reply) => resolve(decode(reply)))) };
-  for (const overtake of [['keys', 0, ['k']], ['flush', 0], ['keys', 0, ['other']]]) {
+  for (const overtake of [['keys', 0, ['k']], ['flush', 0, null], ['keys', 0, ['other']]]) {
     near.evict('k');
     const read = near.read('k', batch);
-    near.event(overtake);
+    near.events(overtake);
     answer(['"old"', '-1']);
     assert.equal(await read, 'old', 'the caller still gets what it read');
     const stored = overtake[2]?.[0] === 'other';
     assert.equal(near.get('k'), stored ? 'old' : MISS, JSON.stringify(overtake));
   }
   const read = near.read('k2', batch);
-  near.event(['down', 0]);
-  near.event(['up', 0]);
+  near.events(['down', 0, null, 'up', 0, null]);
   answer(['"old"', '-1']);
   await read;
   assert.equal(near.get('k2'), MISS, 'nor one sent before tracking came back');

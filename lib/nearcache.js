@@ -214,8 +214,13 @@ class NearCache {
     this.#freshUntil = -Infinity;
   }
 
-  /** A tracking event `[kind, atUs, keys?]` from src/tracking.rs. */
-  event([kind, atUs, keys]) {
+  /** A batch of tracking events from src/tracking.rs: `kind, atUs, keys | null` each. */
+  events(batch) {
+    for (let i = 0; i + 2 < batch.length; i += 3) this.event(batch[i], batch[i + 1], batch[i + 2]);
+  }
+
+  /** One tracking event. */
+  event(kind, atUs, keys) {
     if (!this.#tracking) return;
     const until = atUs / 1000 + this.#offset + this.#o.maxSilenceMs;
     switch (kind) {

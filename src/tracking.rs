@@ -8,19 +8,23 @@
 //! flush. The same connection carries a heartbeat. Everything goes to the JS
 //! face as events through the engine's one delivery queue (batch id
 //! `EVENTS`), in the order it was read, so JS applies every invalidation the
-//! server sent before a PONG before it hears that PONG:
+//! server sent before a PONG before it hears that PONG. A batch holds
+//! events of three items each, `kind, at, keys | null`:
 //!
-//!   ["up", at]           tracking is on everywhere, as of `at`
-//!   ["alive", at]        every node answered a PING sent at `at`
-//!   ["keys", at, keys]   these keys changed (user names, prefix removed)
-//!   ["flush", at]        a node was flushed
-//!   ["down", at]         a connection was lost or the masters changed
+//!   up, at       tracking is on everywhere, as of `at`
+//!   alive, at    every node answered a PING sent at `at`
+//!   keys, at, [] these keys changed (user names, prefix removed)
+//!   flush, at    a node was flushed
+//!   down, at     a connection was lost or the masters changed
+//!
+//! Events read in one burst leave as one batch (`Outbox`): one call into JS
+//! for a storm of invalidations, not one per key.
 //!
 //! `at` is `clock_us()`, which JS maps onto `performance.now()` (the same
 //! monotonic clock). On any loss every connection is dropped and the set is
 //! made again, after a back-off; JS drops its copies at "down".
 
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
@@ -62,42 +66,72 @@ impl Drop for Tracker {
 /// Starts tracking; PINGs every `max_silence / 3`.
 pub fn start(engine: Arc<Engine>, deliver: Arc<Deliver>, max_silence: Duration) -> Tracker {
   let beat = (max_silence / 3).max(Duration::from_millis(1));
+  let outbox = Arc::new(Outbox::default());
   let task = napi::bindgen_prelude::spawn(async move {
-    let mut backoff = Duration::from_millis(50);
-    loop {
-      let up = session(&engine, &deliver, beat).await;
-      send(&deliver, "down", None);
-      // A session that ran resets the back-off; repeated failures to connect
-      // wait longer each time, up to a second.
-      backoff = if up { Duration::from_millis(50) } else { (backoff * 2).min(Duration::from_secs(1)) };
-      tokio::time::sleep(backoff).await;
+    let supervise = async {
+      let mut backoff = Duration::from_millis(50);
+      loop {
+        let up = session(&engine, &outbox, beat).await;
+        outbox.push("down", clock_us(), None);
+        // A session that ran resets the back-off; repeated failures to
+        // connect wait longer each time, up to a second.
+        backoff = if up { Duration::from_millis(50) } else { (backoff * 2).min(Duration::from_secs(1)) };
+        tokio::time::sleep(backoff).await;
+      }
+    };
+    tokio::select! {
+      _ = supervise => {}
+      _ = outbox.deliver(&deliver) => {}
     }
   });
   Tracker { task: task.abort_handle() }
 }
 
-fn send(deliver: &Deliver, kind: &str, keys: Option<Vec<Option<String>>>) {
-  let mut event = vec![Reply::Str(kind.to_string()), Reply::Int(clock_us())];
-  if let Some(keys) = keys {
-    event.push(Reply::List(keys));
+/// Events on their way to JS, in order.
+#[derive(Default)]
+struct Outbox {
+  queue: Mutex<Vec<Reply>>,
+  ready: Notify,
+}
+
+impl Outbox {
+  fn push(&self, kind: &str, at: i64, keys: Option<Vec<Option<String>>>) {
+    let mut queue = self.queue.lock().unwrap();
+    let first = queue.is_empty();
+    queue.extend([Reply::Str(kind.to_string()), Reply::Int(at), keys.map_or(Reply::Nil, Reply::List)]);
+    drop(queue);
+    if first {
+      self.ready.notify_one();
+    }
   }
-  deliver.send(EVENTS, event);
+
+  /// Hands what is queued to JS whenever something is: after the reader
+  /// that queued it yields, so a burst goes as one batch.
+  async fn deliver(&self, deliver: &Deliver) {
+    loop {
+      self.ready.notified().await;
+      let batch = std::mem::take(&mut *self.queue.lock().unwrap());
+      if !batch.is_empty() {
+        deliver.send(EVENTS, batch);
+      }
+    }
+  }
 }
 
 /// One life of the connection set: opens it, says "up", beats until
 /// something is lost. Whether it got as far as "up".
-async fn session(engine: &Arc<Engine>, deliver: &Arc<Deliver>, beat: Duration) -> bool {
+async fn session(engine: &Arc<Engine>, outbox: &Arc<Outbox>, beat: Duration) -> bool {
   let lost = Arc::new(Notify::new());
   let since = clock_us();
   let Ok(masters) = masters(engine).await else { return false };
   let mut conns = Vec::with_capacity(masters.len());
   for node in &masters {
-    match open(engine, deliver, &lost, node).await {
+    match open(engine, outbox, &lost, node).await {
       Ok(conn) => conns.push(conn),
       Err(_) => return false,
     }
   }
-  deliver.send(EVENTS, vec![Reply::Str("up".into()), Reply::Int(since)]);
+  outbox.push("up", since, None);
   let timeout = engine.opts.command_timeout;
   let mut beats = 0u64;
   loop {
@@ -120,7 +154,7 @@ async fn session(engine: &Arc<Engine>, deliver: &Arc<Deliver>, beat: Duration) -
         return true;
       }
     }
-    deliver.send(EVENTS, vec![Reply::Str("alive".into()), Reply::Int(sent)]);
+    outbox.push("alive", sent, None);
     // A cluster whose masters changed may serve keys from a node not
     // tracked yet (or a slot moved without MIGRATE sends no invalidation):
     // start over. Checked about once per maxSilence.
@@ -189,7 +223,7 @@ fn same_nodes(now: &[Node], infos: &[ConnectionInfo]) -> bool {
 
 /// One invalidation connection, tracking on. Its pushes go to JS as they are
 /// read; its loss wakes `lost`.
-async fn open(engine: &Arc<Engine>, deliver: &Arc<Deliver>, lost: &Arc<Notify>, info: &ConnectionInfo) -> Result<MultiplexedConnection> {
+async fn open(engine: &Arc<Engine>, outbox: &Arc<Outbox>, lost: &Arc<Notify>, info: &ConnectionInfo) -> Result<MultiplexedConnection> {
   let opts = &engine.opts;
   let what = crate::options::addr_of(info);
   let err = |e: redis::RedisError| CacheError::from_redis(&e, &what);
@@ -200,7 +234,7 @@ async fn open(engine: &Arc<Engine>, deliver: &Arc<Deliver>, lost: &Arc<Notify>, 
     _ => Client::open(info),
   }
   .map_err(err)?;
-  let (engine_w, deliver_p, lost_p) = (Arc::downgrade(engine), deliver.clone(), lost.clone());
+  let (engine_w, outbox_p, lost_p) = (Arc::downgrade(engine), outbox.clone(), lost.clone());
   let on_push = move |push: PushInfo| -> std::result::Result<(), ()> {
     match push.kind {
       PushKind::Invalidate => match push.data.first() {
@@ -214,10 +248,10 @@ async fn open(engine: &Arc<Engine>, deliver: &Arc<Deliver>, lost: &Arc<Notify>, 
             })
             .collect();
           if !keys.is_empty() {
-            send(&deliver_p, "keys", Some(keys));
+            outbox_p.push("keys", clock_us(), Some(keys));
           }
         }
-        _ => send(&deliver_p, "flush", None),
+        _ => outbox_p.push("flush", clock_us(), None),
       },
       PushKind::Disconnection => lost_p.notify_one(),
       _ => {}
