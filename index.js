@@ -195,7 +195,7 @@ class CacheModule extends EventEmitter {
       const json = encode(value);
       const o = optionsArg(options);
       const args = ['set', k, json, ttlArg(o.ttl, 'options.ttl'), tagsArg(o.tags)];
-      this.#near?.evict(k);
+      if (this.#near !== null) return this.#near.writes([k], () => this.#batch.run(same, args));
       return this.#batch.run(same, args);
     } catch (err) {
       return Promise.reject(err);
@@ -259,7 +259,7 @@ class CacheModule extends EventEmitter {
       }
       if (keys.length === 0) return Promise.resolve(true);
       const wire = msetWire(ttl, tags, keys, values);
-      if (this.#near !== null) for (const k of keys) this.#near.evict(k);
+      if (this.#near !== null) return this.#near.writes(keys, () => this.#batch.run(same, wire, keys.length));
       return this.#batch.run(same, wire, keys.length);
     } catch (err) {
       return Promise.reject(err);
@@ -316,7 +316,7 @@ class CacheModule extends EventEmitter {
     const source = await warmer();
     return warm(source, settings, (keys, values) => {
       const wire = msetWire(ttl, tags, keys, values);
-      if (this.#near !== null) for (const k of keys) this.#near.evict(k);
+      if (this.#near !== null) return this.#near.writes(keys, () => this.#batch.run(same, wire, keys.length));
       return this.#batch.run(same, wire, keys.length);
     });
   }

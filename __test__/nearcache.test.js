@@ -228,6 +228,42 @@ test.describe('standalone', () => {
     assert.equal(await cache.get('p:1'), null);
   });
 
+  /** Waits until every invalidation the server sent so far has reached `c`. */
+  async function synced(c) {
+    const n = String(Math.random());
+    await raw.cmd('SET', 'nc:marker', '"old"');
+    await cachedLocally(c, 'marker');
+    await raw.cmd('SET', 'nc:marker', JSON.stringify(n));
+    await eventually(async () => (await c.get('marker')) === n, 'the marker change is seen');
+  }
+
+  test("this instance's own set is not evicted again by the server's echo of it; a later write by another client is", async () => {
+    await raw.cmd('SET', 'nc:warm', '0');
+    await cachedLocally(cache, 'warm'); // tracking is up
+    await cache.set('own', 1);
+    assert.equal(await cache.get('own'), 1); // read after the write, kept
+    await synced(cache); // the echo of the set has come by now
+    const before = await local(cache);
+    assert.equal(await cache.get('own'), 1);
+    assert.equal((await local(cache)).hits, before.hits + 1, 'still a local copy after the echo');
+    await raw.cmd('SET', 'nc:own', '2');
+    await seen(cache, 'own', 2);
+  });
+
+  test('a set that fails (no echo will come) leaves nothing stale', async () => {
+    await raw.cmd('SET', 'nc:f', '1');
+    await cachedLocally(cache, 'f');
+    await raw.cmd('CONFIG', 'SET', 'maxmemory', '1');
+    try {
+      await assert.rejects(cache.set('f', 2), (err) => err.code === 'ERR_OOM');
+    } finally {
+      await raw.cmd('CONFIG', 'SET', 'maxmemory', '0');
+    }
+    assert.equal(await cachedLocally(cache, 'f'), 1);
+    await raw.cmd('SET', 'nc:f', '3');
+    await seen(cache, 'f', 3);
+  });
+
   test("a local copy never outlives the key's server TTL (the server's active expiry off)", async () => {
     await raw.cmd('DEBUG', 'SET-ACTIVE-EXPIRE', '0');
     try {
@@ -452,6 +488,40 @@ test.describe('lifecycle with localCache', () => {
       return ref.deref() === undefined && (await trackingIds(raw)).length === 0;
     }, 'collected and closed');
   });
+});
+
+test("an own SET's echo evicts nothing read after the write, whenever it comes; the next invalidation does; a failed write flushes", async () => {
+  const { NearCache, MISS } = require('../lib/nearcache');
+  const near = new NearCache({ maxEntries: 10, maxBytes: 1e6, ttl: 60, maxSilenceMs: 1e6 }, () => 0);
+  near.start();
+  near.events(['up', 0, null]);
+  let answer;
+  const batch = { run: (decode) => new Promise((resolve) => (answer = (reply) => resolve(decode(reply)))) };
+  for (const echoFirst of [false, true]) {
+    let acked;
+    const write = near.writes(['k'], () => new Promise((resolve) => (acked = resolve)));
+    const read = near.read('k', batch);
+    if (echoFirst) near.events(['keys', 0, ['k']]);
+    answer([`"new${echoFirst}"`, '-1']);
+    await read;
+    if (!echoFirst) near.events(['keys', 0, ['k']]);
+    acked(true);
+    await write;
+    assert.equal(near.get('k'), `new${echoFirst}`, `kept (echo ${echoFirst ? 'before' : 'after'} the reply)`);
+    near.events(['keys', 0, ['k']]); // another client's write
+    assert.equal(near.get('k'), MISS);
+  }
+  const failed = near.writes(['k'], () => Promise.reject(new Error('OOM')));
+  const read = near.read('k', batch);
+  await assert.rejects(failed);
+  answer(['"kept?"', '-1']);
+  await read;
+  assert.equal(near.get('k'), MISS, 'a failed write flushed: the read it overtook is not stored');
+  near.read('k', batch);
+  answer(['"fresh"', '-1']);
+  await new Promise(setImmediate);
+  near.events(['keys', 0, ['k']]); // no echo is expected any more
+  assert.equal(near.get('k'), MISS);
 });
 
 test('nothing stale after the server restarts (with data no write announces)', async () => {

@@ -89,6 +89,8 @@ class NearCache {
   #map = new Map();
   #bytes = 0;
   #slots = new Uint32Array(SLOTS);
+  /** key -> echoes of this instance's SETs still to come (see `writes`). */
+  #echoes = new Map();
   #global = 0;
   #tracking = false;
   #up = false;
@@ -188,8 +190,39 @@ class NearCache {
     }
   }
 
+  /**
+   * This instance SETs `keys` by `run()`. Their copies go now (read-your-
+   * writes), and the server's echo of each SET is expected: BCAST announces
+   * this instance's own writes too, one invalidation per SET, and that echo
+   * tells nothing a read sent after the write does not already know, so it
+   * evicts nothing. Without this, a copy read right after a write was
+   * evicted again by the write's own echo (a second miss per write). The
+   * first invalidations of a key after the write are the echo or older, in
+   * the server's order, so none newer than the copy is skipped. A write that
+   * fails or times out may never echo: then every copy goes.
+   */
+  writes(keys, run) {
+    for (const k of keys) {
+      this.evict(k);
+      if (this.#up) this.#echoes.set(k, (this.#echoes.get(k) ?? 0) + 1);
+    }
+    return run().then(undefined, (err) => {
+      this.flush();
+      throw err;
+    });
+  }
+
+  /** An invalidation of `key` from the server. */
+  #changed(key) {
+    const echoes = this.#echoes.get(key);
+    if (echoes === undefined) this.evict(key);
+    else if (echoes === 1) this.#echoes.delete(key);
+    else this.#echoes.set(key, echoes - 1);
+  }
+
   /** Drops every local copy; reads already sent are not stored. */
   flush() {
+    this.#echoes.clear();
     this.#global++;
     if (this.#map.size > 0 || this.#up) this.#flushes++;
     this.#map.clear();
@@ -225,7 +258,7 @@ class NearCache {
     const until = atUs / 1000 + this.#offset + this.#o.maxSilenceMs;
     switch (kind) {
       case 'keys':
-        for (let i = 0; i < keys.length; i++) this.evict(keys[i]);
+        for (let i = 0; i < keys.length; i++) this.#changed(keys[i]);
         break;
       case 'alive':
         if (this.#up && until > this.#freshUntil) this.#freshUntil = until;
