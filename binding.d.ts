@@ -18,6 +18,14 @@ export declare class CacheEngine {
   get keyPrefix(): string
   /** `host:port` of the server (the seed nodes in cluster mode). */
   get address(): string
+  /** defaultTTL in ms (0 = no expiry), for getOrSet's freshness. */
+  get defaultTtlMs(): number
+  get commandTimeoutMs(): number
+  /**
+   * getOrSet: resolves true when another process stored (or gave up) `key`
+   * within `ms`, false when the time ran out (src/wake.rs).
+   */
+  awaitFill(key: string, ms: number): Promise<boolean>
   get connected(): boolean
   /** Connects (or reconnects) and PINGs. Resolves null, or the Error. */
   connect(): Promise<null | Error>

@@ -42,6 +42,8 @@ declare namespace CacheModule {
     | 'ERR_UNKNOWN_PATTERN'
     /** `invalidate()` with a strategy that is not registered. */
     | 'ERR_UNKNOWN_STRATEGY'
+    /** `getOrSet()`: the factory ran past `hardTimeout` (and no stale value could answer). */
+    | 'ERR_FACTORY_TIMEOUT'
     /** A bad argument or option (the error is a TypeError or RangeError). */
     | 'ERR_INVALID_ARG'
     /** Any other error reply from the server (`WRONGTYPE`, `ERR …`); its text is the message. */
@@ -257,6 +259,47 @@ declare namespace CacheModule {
   /** The built-in key patterns of `generateKey` (more may be registered). */
   export type KeyPattern = 'user' | 'inventory' | 'order' | 'session' | 'analytics' | 'forecast' | 'channel';
 
+  /** The platform's AbortSignal where its types are loaded (DOM or @types/node), else its core. */
+  export type AbortSignalLike = typeof globalThis extends { AbortSignal: { prototype: infer S } }
+    ? S
+    : { readonly aborted: boolean; readonly reason: unknown; addEventListener(type: 'abort', listener: () => void): void };
+
+  /** What a `getOrSet` factory receives. */
+  export interface GetOrSetContext<T> {
+    /** The key as given (a number becomes its decimal string). */
+    readonly key: string;
+    /** The stale (graced) value when one exists, else undefined. */
+    readonly stale: T | undefined;
+    /** Aborts at `hardTimeout` (its reason an ERR_FACTORY_TIMEOUT error). */
+    readonly signal: AbortSignalLike;
+    /** The ttl (SECONDS) to store this result with, instead of `options.ttl`. */
+    setTtl(seconds: number): void;
+    /** The tags to store this result with, instead of `options.tags`. */
+    setTags(tags: string[]): void;
+    /** Return the result without storing it. */
+    skip(): void;
+  }
+
+  /** Options of `getOrSet`. */
+  export interface GetOrSetOptions {
+    /** SECONDS the value is fresh; default `defaultTTL`; `0` = no expiry. */
+    ttl?: number;
+    /** Tags the value is stored with (as `set`). */
+    tags?: string[];
+    /** SECONDS a value is kept past `ttl` and may be served stale; default 0. */
+    grace?: number;
+    /** Soft timeout, MILLISECONDS: with a stale value, a slower factory is not waited for (it finishes and stores in the background). */
+    timeout?: number;
+    /** MILLISECONDS: past it, the call rejects with `ERR_FACTORY_TIMEOUT` (or serves the stale value); the factory still finishes and stores. */
+    hardTimeout?: number;
+    /** A fraction of `ttl` in (0, 1): the first read after it starts one background refresh. */
+    refreshAhead?: number;
+    /** MILLISECONDS to wait for another process's factory run before running the factory here; default `commandTimeout`. */
+    lockTimeout?: number;
+    /** Run the factory even when a fresh value is stored. */
+    forceFresh?: boolean;
+  }
+
   /** What `getStats()` resolves to. */
   export interface Stats {
     /** Key look-ups of this instance (`get`, each key of `mget`) that found a value. */
@@ -281,6 +324,12 @@ declare namespace CacheModule {
     keys: number;
     /** Whether the instance is connected. */
     connected: boolean;
+    /** getOrSet factory runs of this instance. */
+    factoryRuns: number;
+    /** getOrSet calls of this instance answered with a stale (graced) value. */
+    staleServed: number;
+    /** getOrSet calls of this instance answered by another call's factory run (here or in another process). */
+    coalesced: number;
     server: {
       /** The server's `redis_version`. */
       version: string;
@@ -365,6 +414,18 @@ declare class CacheModule {
     pairs: Record<string, unknown> | ReadonlyMap<string | number, unknown>,
     options?: CacheModule.SetOptions,
   ): Promise<true>;
+
+  /**
+   * The value of `key`; on a miss (or a stale value) `factory(ctx)` runs once
+   * across every caller in every process sharing the Redis and keyPrefix, and
+   * its result is stored as `set` would. A result of `undefined` is not
+   * stored and resolves to `null`.
+   */
+  getOrSet<T>(
+    key: CacheModule.Key,
+    factory: (ctx: CacheModule.GetOrSetContext<T>) => T | PromiseLike<T>,
+    options?: CacheModule.GetOrSetOptions,
+  ): Promise<T>;
 
   // ---- key patterns --------------------------------------------------------
 

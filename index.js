@@ -13,6 +13,7 @@ const { KeyPatterns } = require('./lib/patterns');
 const { Lock, acquire, lockOptions } = require('./lib/lock');
 const { warm, warmOptions } = require('./lib/warm');
 const { NearCache, localCacheOptions } = require('./lib/nearcache');
+const { GetOrSet } = require('./lib/getorset');
 const { randomBytes } = require('node:crypto');
 
 const same = (reply) => reply;
@@ -32,6 +33,7 @@ class CacheModule extends EventEmitter {
   #strategies = new Map();
   /** The near cache (lib/nearcache.js), or null when localCache is off. */
   #near = null;
+  #getOrSet;
 
   constructor(options = {}) {
     super();
@@ -62,6 +64,8 @@ class CacheModule extends EventEmitter {
     this.#batch.attach(this.#engine);
     if (local !== null) this.#near = new NearCache(local, () => this.#engine.clock());
     this.#retryStrategy = retryStrategy;
+    const near = this.#near && { read: (k) => this.#near.read(k, this.#batch), evict: (k) => this.#near.evict(k) };
+    this.#getOrSet = new GetOrSet((decode, args) => this.#batch.run(decode, args), this.#engine, near);
   }
 
   /** The prefix of every stored key. */
@@ -266,6 +270,11 @@ class CacheModule extends EventEmitter {
     }
   }
 
+  /** The cached value, or the factory's (stored); one factory run per key across processes (lib/getorset.js). */
+  getOrSet(key, factory, options) {
+    return this.#getOrSet.getOrSet(key, factory, options);
+  }
+
   // ---- key patterns, invalidation, warming -------------------------------
 
   /** The key for a pattern (not prefixed). Throws ERR_UNKNOWN_PATTERN or a TypeError. */
@@ -348,7 +357,7 @@ class CacheModule extends EventEmitter {
   // ---- stats ----------------------------------------------------------------
 
   async getStats() {
-    const stats = JSON.parse(unwrap(await this.#engine.stats()));
+    const stats = { ...JSON.parse(unwrap(await this.#engine.stats())), ...this.#getOrSet.stats };
     if (this.#near !== null) stats.local = this.#near.stats();
     return stats;
   }

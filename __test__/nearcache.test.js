@@ -264,6 +264,18 @@ test.describe('standalone', () => {
     await seen(cache, 'f', 3);
   });
 
+  test('getOrSet reads through the near cache, and its store evicts the local copy first', async () => {
+    await raw.cmd('SET', 'nc:g', '"cached"');
+    await cachedLocally(cache, 'g');
+    const before = await local(cache);
+    let runs = 0;
+    assert.equal(await cache.getOrSet('g', () => ++runs), 'cached');
+    assert.equal(runs, 0);
+    assert.equal((await local(cache)).hits, before.hits + 1, 'a local hit');
+    assert.equal(await cache.getOrSet('g', () => 'fresh', { forceFresh: true }), 'fresh');
+    assert.equal(await cache.get('g'), 'fresh', 'read-your-writes after the factory stored');
+  });
+
   test("a local copy never outlives the key's server TTL (the server's active expiry off)", async () => {
     await raw.cmd('DEBUG', 'SET-ACTIVE-EXPIRE', '0');
     try {

@@ -21,6 +21,7 @@ const fluxorAt = (dir) => async (port) => {
     },
     invalidate: (pattern) => cache.invalidate('pattern', pattern),
     warm: (items) => cache.warmCache(() => items, { keyExtractor: (i) => `warm:${i.id}` }),
+    getOrSet: (k, factory) => cache.getOrSet(k, factory),
     close: () => cache.disconnect(),
   };
 };
@@ -67,6 +68,36 @@ const adapters = {
     };
   },
 };
+
+// The getOrSet workloads compare cache-aside libraries, each with Redis as
+// its only layer (no in-process cache) and the same TTL.
+const cacheAside = {
+  async bentocache(port) {
+    const { BentoCache, bentostore } = require('bentocache');
+    const { redisDriver } = require('bentocache/drivers/redis');
+    const bento = new BentoCache({
+      default: 'redis',
+      stores: { redis: bentostore().useL2Layer(redisDriver({ connection: { host: '127.0.0.1', port } })) },
+    });
+    return {
+      getOrSet: (key, factory) => bento.getOrSet({ key, factory, ttl: TTL * 1000 }),
+      close: () => bento.disconnectAll(),
+    };
+  },
+
+  async 'cache-manager'(port) {
+    const { createCache } = require('cache-manager');
+    const { Keyv } = require('keyv');
+    const KeyvRedis = require('@keyv/redis').default;
+    const store = new KeyvRedis(`redis://127.0.0.1:${port}`);
+    const cache = createCache({ stores: [new Keyv({ store })] });
+    return {
+      getOrSet: (key, factory) => cache.wrap(key, factory, TTL * 1000),
+      close: () => cache.disconnect(),
+    };
+  },
+};
+Object.assign(adapters, cacheAside);
 
 // A lock as this package takes it, so that every client does the same work:
 // SET NX PX and a fencing counter in one script, released by compare-and-delete.
@@ -188,4 +219,4 @@ Object.assign(adapters, near);
 // change against the build it started from in the same run.
 if (process.env.FLUXOR_BASE) adapters['fluxor-base'] = fluxorAt(require('node:path').resolve(process.env.FLUXOR_BASE));
 
-module.exports = { adapters, NEAR_CLIENTS: Object.keys(near) };
+module.exports = { adapters };

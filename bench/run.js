@@ -4,9 +4,15 @@
 // enableAutoPipelining) and node-redis on one redis-server, each client in
 // its own process, interleaved over rounds; redis-benchmark on the same
 // server gives the ceiling. Prints a table, writes bench/results/latest.json
-// and bench/results/chart.svg.
+// and bench/results/chart.svg. A second section compares getOrSet with
+// bentocache and cache-manager (`--only getOrSet` runs it alone); a third
+// the near cache (localCache) with other in-process tiers, with its
+// coherence delay, tracking cost and memory (`--only near`).
 //
-//   npm run bench -- [--rounds 3] [--seconds 2] [--only substring] [--clients a,b]
+//   npm run bench -- [--rounds 3] [--seconds 2] [--only substring] [--clients a,b] [--no-wait]
+//
+// --no-wait skips waiting for a quiet machine (a quick check; numbers from a
+// busy machine are indicative only).
 
 const { execFileSync, spawn } = require('node:child_process');
 const fs = require('node:fs');
@@ -14,9 +20,9 @@ const os = require('node:os');
 const path = require('node:path');
 const { startRedis } = require('../__test__/harness');
 const { workloads } = require('./workloads');
-const { adapters, NEAR_CLIENTS } = require('./adapters');
 const { nearExtras } = require('./nearcache');
 const { chart } = require('./chart');
+const { runHerd } = require('./herd');
 
 const args = process.argv.slice(2);
 const flag = (name, def) => {
@@ -26,11 +32,12 @@ const flag = (name, def) => {
 const ROUNDS = Number(flag('rounds', 3));
 const SECONDS = Number(flag('seconds', 2));
 const ONLY = flag('only', '');
-const PICKED = flag('clients', null)?.split(',');
-// The near-cache workloads name their own clients (bench/workloads.js).
-const CLIENTS = (PICKED ?? Object.keys(adapters).filter((c) => !NEAR_CLIENTS.includes(c)));
-const clientsOf = (w) => (w.clients ? w.clients.filter((c) => !PICKED || PICKED.includes(c)) : CLIENTS);
 // With FLUXOR_BASE=<another built checkout>, `fluxor-base` runs too (bench/adapters.js).
+const BASE = process.env.FLUXOR_BASE ? ['fluxor-base'] : [];
+const CLIENTS = flag('clients', ['fluxor', ...BASE, 'ioredis', 'ioredis-auto', 'node-redis'].join(',')).split(',');
+const CHOSEN = flag('clients', null)?.split(',');
+/** The clients a workload runs: its own list (the getOrSet section) or the usual ones. */
+const clientsOf = (w) => (w.clients ? [...w.clients, ...BASE] : CLIENTS).filter((c) => !CHOSEN || CHOSEN.includes(c));
 const QUIET_BUSY = 0.15; // a core's share other processes may use
 const OURS = 'fluxor';
 
@@ -55,6 +62,7 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /** Waits (up to 60 s) for a second in which the machine is nearly idle. */
 async function waitQuiet() {
+  if (args.includes('--no-wait')) return true;
   for (let i = 0; i < 60; i++) {
     const a = cpuTimes();
     await sleep(1000);
@@ -93,13 +101,13 @@ async function measure(server, client, name) {
     const redisCpu0 = processCpuMs(server.pid);
     const cpu0 = cpuTimes();
     const t0 = Date.now();
-    const result = await runWorker(client, name, server.port);
+    const result = w.kind === 'herd' ? await runHerd(client, w, server.port) : await runWorker(client, name, server.port);
     const wallMs = Date.now() - t0;
     const cpu1 = cpuTimes();
     const machineMs = ((cpu1.busy - cpu0.busy) / hz) * 1000;
     const othersMs = machineMs - result.cpuMs - (processCpuMs(server.pid) - redisCpu0);
     result.disturbed = othersMs / wallMs > QUIET_BUSY;
-    if (!result.disturbed || attempt >= 2) return result;
+    if (!result.disturbed || attempt >= 2 || args.includes('--no-wait')) return result;
     process.stderr.write(`  (${client} / ${name} was disturbed: others used ${Math.round((othersMs / wallMs) * 100)}% of a core; repeating)\n`);
   }
 }
@@ -136,29 +144,138 @@ async function main() {
         for (const client of order) {
           const r = await measure(server, client, name);
           ((results[name] ??= {})[client] ??= []).push(r);
-          process.stderr.write(`  ${name.padEnd(30)} ${client.padEnd(12)} ${fmt(r.opsPerSec).padStart(8)}/s p50 ${r.p50.toFixed(3)} ms p99 ${r.p99.toFixed(3)} ms${r.disturbed ? ' (disturbed)' : ''}\n`);
+          const what = r.factoryRuns === undefined ? `${fmt(r.opsPerSec).padStart(8)}/s p50 ${r.p50.toFixed(3)} ms p99 ${r.p99.toFixed(3)} ms` : `${r.factoryRuns} factory runs, last caller at ${r.lastMs.toFixed(1)} ms`;
+          process.stderr.write(`  ${name.padEnd(30)} ${client.padEnd(13)} ${what}${r.disturbed ? ' (disturbed)' : ''}\n`);
         }
       }
     }
-    const extras = names.some((n) => n.startsWith('near ')) ? await nearExtras(server) : [];
-    await waitQuiet();
-    const ceiling = redisBenchmark(server.port);
-    report(names, results, ceiling, extras);
+    const main = names.filter((n) => !workloads[n].clients);
+    const aside = names.filter((n) => workloads[n].clients && !workloads[n].near);
+    const near = names.filter((n) => workloads[n].near);
+    let ceiling = null;
+    if (main.length > 0) {
+      await waitQuiet();
+      ceiling = redisBenchmark(server.port);
+      report(main, results, ceiling);
+    }
+    if (aside.length > 0) reportCacheAside(aside, results, main.length > 0);
+    if (near.length > 0) reportNear(near, results, await nearExtras(server), main.length > 0);
   } finally {
     await server.stop();
   }
 }
 
-function report(names, results, ceiling, extras) {
+/** The getOrSet section: hits as ops/s, herds as factory runs and the last caller's time. */
+function reportCacheAside(names, results, appendToResults) {
+  const clients = [...new Set(names.flatMap((n) => Object.keys(results[n])))];
+  const header = ['getOrSet workload', ...clients, `${OURS} ÷ best other`];
+  const lines = [`| ${header.join(' | ')} |`, `|${header.map(() => '---').join('|')}|`];
+  const summary = {};
+  for (const name of names) {
+    const row = [name];
+    const med = {};
+    for (const client of clients) {
+      const runs = results[name][client] ?? [];
+      if (workloads[name].kind === 'herd') {
+        med[client] = median(runs.map((r) => r.lastMs));
+        row.push(`${median(runs.map((r) => r.factoryRuns))} runs, last ${med[client].toFixed(1)} ms (${Math.min(...runs.map((r) => r.lastMs)).toFixed(1)}-${Math.max(...runs.map((r) => r.lastMs)).toFixed(1)})`);
+      } else {
+        med[client] = median(runs.map((r) => r.opsPerSec));
+        row.push(`${fmt(med[client])}/s (${fmt(Math.min(...runs.map((r) => r.opsPerSec)))}-${fmt(Math.max(...runs.map((r) => r.opsPerSec)))})`);
+      }
+    }
+    const others = clients.filter((c) => !c.startsWith(OURS) && med[c] !== undefined);
+    const herd = workloads[name].kind === 'herd';
+    const best = herd ? Math.min(...others.map((c) => med[c])) : Math.max(...others.map((c) => med[c]));
+    const ratio = herd ? best / med[OURS] : med[OURS] / best;
+    row.push(Number.isFinite(ratio) ? `${ratio.toFixed(2)}x${herd ? ' (time)' : ''}` : '-');
+    lines.push(`| ${row.join(' | ')} |`);
+    summary[name] = { ratio, clients: Object.fromEntries(clients.map((c) => [c, results[name][c]])) };
+  }
+  lines.push('', `Median of ${ROUNDS} interleaved rounds; hits over 1000 stored keys (${SECONDS} s each), herd: ${workloads['getOrSet herd 4x100'].processes} processes x ${workloads['getOrSet herd 4x100'].calls} calls, 50 ms factory.`);
+  console.log(['', ...lines].join('\n'));
+  if (!appendToResults || ONLY || CHOSEN || process.env.FLUXOR_BASE) return;
+  const dir = path.join(__dirname, 'results');
+  fs.appendFileSync(path.join(dir, 'latest.md'), ['', ...lines, ''].join('\n'));
+  const json = JSON.parse(fs.readFileSync(path.join(dir, 'latest.json'), 'utf8'));
+  json.getOrSet = summary;
+  fs.writeFileSync(path.join(dir, 'latest.json'), JSON.stringify(json, null, 2));
+}
+
+/** The near-cache section: local hits against other in-process tiers, the mix, and the extra measurements. */
+function reportNear(names, results, extras, appendToResults) {
+  const clients = [...new Set(names.flatMap((n) => clientsOf(workloads[n])))];
+  const ours = 'fluxor-local';
+  const header = ['near-cache workload', ...clients.map((c) => `${c} ops/s (min-max)`), 'p50/p99 ms (ours)', `${ours} ÷ best other`];
+  const lines = [`| ${header.join(' | ')} |`, `|${header.map(() => '---').join('|')}|`];
+  const summary = {};
+  const ms = (x) => x.toFixed(x < 0.01 ? 4 : 3);
+  for (const name of names) {
+    const row = [name];
+    const med = {};
+    for (const client of clients) {
+      const ops = (results[name][client] ?? []).map((r) => r.opsPerSec);
+      if (ops.length === 0) {
+        row.push('-');
+        continue;
+      }
+      med[client] = median(ops);
+      row.push(`${fmt(med[client])} (${fmt(Math.min(...ops))}-${fmt(Math.max(...ops))})`);
+    }
+    const mine = results[name][ours];
+    const others = Object.keys(med).filter((c) => c !== ours);
+    const ratio = mine && others.length ? med[ours] / Math.max(...others.map((c) => med[c])) : NaN;
+    row.push(mine ? `${ms(median(mine.map((r) => r.p50)))} / ${ms(median(mine.map((r) => r.p99)))}` : '-');
+    row.push(Number.isFinite(ratio) ? `${ratio.toFixed(2)}x` : '-');
+    lines.push(`| ${row.join(' | ')} |`);
+    summary[name] = { ratio, clients: Object.fromEntries(Object.keys(med).map((c) => [c, { median: med[c], runs: results[name][c] }])) };
+  }
+  lines.push('', ...extras, '', `Median of ${ROUNDS} interleaved rounds of ${SECONDS} s; hits over 10k stored keys; the mix is 95 % get / 5 % set, zipfian.`);
+  console.log(['', ...lines].join('\n'));
+  if (!appendToResults || ONLY || CHOSEN || process.env.FLUXOR_BASE) return;
+  const dir = path.join(__dirname, 'results');
+  fs.appendFileSync(path.join(dir, 'latest.md'), ['', ...lines, ''].join('\n'));
+  const json = JSON.parse(fs.readFileSync(path.join(dir, 'latest.json'), 'utf8'));
+  json.near = { summary, extras };
+  fs.writeFileSync(path.join(dir, 'latest.json'), JSON.stringify(json, null, 2));
+}
+
+function report(names, results, ceiling) {
   const summary = {};
   const lines = [];
-  const plain = names.filter((n) => !workloads[n].clients);
-  const near = names.filter((n) => workloads[n].clients);
-  table(plain, CLIENTS, OURS, results, summary, lines);
-  if (near.length > 0) {
-    lines.push('', 'Near cache (localCache): local hits against other in-process tiers and the network get; the mix with and without it.', '');
-    table(near, [...new Set(near.flatMap((n) => clientsOf(workloads[n])))], 'fluxor-local', results, summary, lines);
-    lines.push('', ...extras);
+  const header = ['workload', ...CLIENTS.map((c) => `${c} ops/s (min-max)`), 'p50/p99 ms (ours)', `${OURS} ÷ best JS`];
+  lines.push(`| ${header.join(' | ')} |`, `|${header.map(() => '---').join('|')}|`);
+  for (const name of names) {
+    const row = [name];
+    const med = {};
+    for (const client of CLIENTS) {
+      const runs = results[name][client];
+      const ops = runs.map((r) => r.opsPerSec);
+      med[client] = median(ops);
+      row.push(`${fmt(med[client])} (${fmt(Math.min(...ops))}-${fmt(Math.max(...ops))})`);
+    }
+    const ours = results[name][OURS];
+    const others = CLIENTS.filter((c) => !c.startsWith(OURS));
+    const best = Math.max(...others.map((c) => med[c]));
+    const ratio = ours && others.length ? med[OURS] / best : NaN;
+    row.push(ours ? `${median(ours.map((r) => r.p50)).toFixed(3)} / ${median(ours.map((r) => r.p99)).toFixed(3)}` : '-');
+    row.push(Number.isFinite(ratio) ? `${ratio.toFixed(2)}x` : '-');
+    lines.push(`| ${row.join(' | ')} |`);
+    summary[name] = {
+      ratio,
+      clients: Object.fromEntries(
+        CLIENTS.map((c) => [
+          c,
+          {
+            median: med[c],
+            min: Math.min(...results[name][c].map((r) => r.opsPerSec)),
+            max: Math.max(...results[name][c].map((r) => r.opsPerSec)),
+            p50: median(results[name][c].map((r) => r.p50)),
+            p99: median(results[name][c].map((r) => r.p99)),
+          },
+        ]),
+      ),
+    };
   }
   const get64 = summary['get 100B c64']?.clients[OURS]?.median;
   const machine = `${os.cpus().length} × ${os.cpus()[0].model}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}, ${execFileSync('redis-server', ['--version'], { encoding: 'utf8' }).split(' ')[2]}`;
@@ -167,50 +284,12 @@ function report(names, results, ceiling, extras) {
   lines.push(`Machine: ${machine}. Median of ${ROUNDS} interleaved rounds of ${SECONDS} s; mget/mset count keys per second.`);
   console.log(lines.join('\n'));
   // Only a full run of the usual clients replaces the published results.
-  if (ONLY || PICKED || process.env.FLUXOR_BASE) return;
+  if (ONLY || CHOSEN || process.env.FLUXOR_BASE) return;
   const dir = path.join(__dirname, 'results');
   fs.mkdirSync(dir, { recursive: true });
-  fs.writeFileSync(path.join(dir, 'latest.json'), JSON.stringify({ date: new Date().toISOString(), machine, rounds: ROUNDS, seconds: SECONDS, ceiling, summary, extras }, null, 2));
-  fs.writeFileSync(path.join(dir, 'chart.svg'), chart(Object.fromEntries(plain.map((n) => [n, summary[n]])), CLIENTS));
+  fs.writeFileSync(path.join(dir, 'latest.json'), JSON.stringify({ date: new Date().toISOString(), machine, rounds: ROUNDS, seconds: SECONDS, ceiling, summary }, null, 2));
+  fs.writeFileSync(path.join(dir, 'chart.svg'), chart(summary, CLIENTS));
   fs.writeFileSync(path.join(dir, 'latest.md'), lines.join('\n') + '\n');
-}
-
-/** A markdown table of `names` by `clients`, with `ours` against the best of the rest. */
-function table(names, clients, ours, results, summary, lines) {
-  if (names.length === 0) return;
-  const header = ['workload', ...clients.map((c) => `${c} ops/s (min-max)`), 'p50/p99 ms (ours)', `${ours} ÷ best other`];
-  lines.push(`| ${header.join(' | ')} |`, `|${header.map(() => '---').join('|')}|`);
-  for (const name of names) {
-    const ran = clients.filter((c) => results[name]?.[c]);
-    const row = [name];
-    const med = {};
-    for (const client of clients) {
-      const ops = (results[name]?.[client] ?? []).map((r) => r.opsPerSec);
-      if (ops.length === 0) {
-        row.push('-');
-        continue;
-      }
-      med[client] = median(ops);
-      row.push(`${fmt(med[client])} (${fmt(Math.min(...ops))}-${fmt(Math.max(...ops))})`);
-    }
-    const mine = results[name]?.[ours];
-    const others = ran.filter((c) => !c.startsWith(ours));
-    const best = Math.max(...others.map((c) => med[c]));
-    const ratio = mine && others.length ? med[ours] / best : NaN;
-    const ms = (x) => x.toFixed(x < 0.01 ? 4 : 3);
-    row.push(mine ? `${ms(median(mine.map((r) => r.p50)))} / ${ms(median(mine.map((r) => r.p99)))}` : '-');
-    row.push(Number.isFinite(ratio) ? `${ratio.toFixed(2)}x` : '-');
-    lines.push(`| ${row.join(' | ')} |`);
-    summary[name] = {
-      ratio,
-      clients: Object.fromEntries(
-        ran.map((c) => {
-          const runs = results[name][c];
-          return [c, { median: med[c], min: Math.min(...runs.map((r) => r.opsPerSec)), max: Math.max(...runs.map((r) => r.opsPerSec)), p50: median(runs.map((r) => r.p50)), p99: median(runs.map((r) => r.p99)) }];
-        }),
-      ),
-    };
-  }
 }
 
 main().catch((err) => {

@@ -27,7 +27,7 @@ async function loop(api, w, ctx, seconds) {
   // In-process tiers (the near-cache workloads) answer in microtasks: the
   // loop yields to the event loop every 1,024 operations, as an application
   // does, and times one operation in 16 (a clock read costs what a hit does).
-  const inProcess = Boolean(w.clients);
+  const inProcess = Boolean(w.near);
   const sampleMask = inProcess ? 15 : 0;
   const runner = async (id) => {
     let i = id;

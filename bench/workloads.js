@@ -80,6 +80,30 @@ const workloads = {
   },
 };
 
+// getOrSet against the cache-aside libraries (bench/adapters.js), each over
+// Redis alone: hits on 1000 stored keys, and a herd on one cold key
+// (bench/herd.js: processes x calls at once, a 50 ms factory).
+const CACHE_ASIDE = ['fluxor', 'bentocache', 'cache-manager'];
+
+function getOrSetHit(concurrency) {
+  const value = objectOf(100);
+  const factory = () => value;
+  const key = (i) => `gos:${i % 1000}`;
+  return {
+    concurrency,
+    clients: CACHE_ASIDE,
+    async setup(api) {
+      for (let i = 0; i < 1000; i += 100) await Promise.all(Array.from({ length: 100 }, (_, j) => api.getOrSet(key(i + j), factory)));
+      return {};
+    },
+    op: (api, _, i) => api.getOrSet(key(i), factory),
+  };
+}
+
+workloads['getOrSet hit c1'] = getOrSetHit(1);
+workloads['getOrSet hit c64'] = getOrSetHit(64);
+workloads['getOrSet herd 4x100'] = { kind: 'herd', clients: CACHE_ASIDE, processes: 4, calls: 100, factoryMs: 50 };
+
 // Near-cache workloads (issue #15), each with its own clients: local hits
 // against other in-process tiers and this package's network get; then a
 // read-heavy zipfian mix with and without the near cache.
@@ -120,6 +144,7 @@ function nearHit(bytes, concurrency) {
   return {
     ...w,
     clients: NEAR,
+    near: true,
     async setup(api) {
       const ctx = await w.setup(api);
       await readAll(api);
@@ -136,6 +161,7 @@ const near = {
   'near zipf 95/5 c64': {
     ...getSet('get', 100, 64),
     clients: ['fluxor-local', 'fluxor'],
+    near: true,
     async setup(api) {
       const ctx = await getSet('get', 100, 64).setup(api);
       await readAll(api);

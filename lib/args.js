@@ -66,10 +66,10 @@ function ttlMs(ttl, name = 'ttl') {
   return ttl === 0 ? 0 : Math.max(1, Math.round(ttl * 1000));
 }
 
-function tagsArg(tags) {
+function tagsArg(tags, name = 'options.tags') {
   if (tags === undefined) return '';
   if (!Array.isArray(tags) || !tags.every((t) => typeof t === 'string' && t.length > 0 && t.isWellFormed())) {
-    throw typeError(`options.tags must be an array of non-empty strings of well-formed Unicode, got ${describe(tags)}`);
+    throw typeError(`${name} must be an array of non-empty strings of well-formed Unicode, got ${describe(tags)}`);
   }
   return tags.length === 0 ? '' : JSON.stringify(tags);
 }

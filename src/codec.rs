@@ -4,7 +4,8 @@ use crate::error::{CacheError, Result};
 
 /// Every name the module keeps for itself starts, after keyPrefix, with this
 /// segment: tag indexes, locks and fencing counters. User keys may not start
-/// with it, and invalidation never removes what lies under it.
+/// with it, and invalidation never removes what lies under it. getOrSet's
+/// leases, their index and channel live here too.
 pub const RESERVED: &str = "__fluxor__:";
 
 #[derive(Clone)]
@@ -45,6 +46,25 @@ impl Codec {
     let mut out = self.lock_key(key);
     out.extend_from_slice(b":fence");
     out
+  }
+
+  /// The getOrSet lease of a stored key (getorset.rs): in the key's slot.
+  pub fn lease_key(&self, stored: &[u8]) -> Vec<u8> {
+    let user = &stored[self.prefix.len().min(stored.len())..];
+    let mut out = self.join("lease:{", &crate::getorset::slot_tag(stored));
+    out.push(b'}');
+    out.extend_from_slice(user);
+    out
+  }
+
+  /// The index of the getOrSet leases handed out (getorset.rs).
+  pub fn lease_index(&self) -> Vec<u8> {
+    self.join("leases", "")
+  }
+
+  /// The channel getOrSet publishes stored keys on (wake.rs).
+  pub fn fill_channel(&self) -> Vec<u8> {
+    self.join("filled", "")
   }
 
   /// The user's name of a stored key, or None for a reserved or foreign one.

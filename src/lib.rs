@@ -13,6 +13,7 @@ mod connection;
 mod deliver;
 mod engine;
 mod error;
+mod getorset;
 mod invalidate;
 mod lock;
 mod multiplex;
@@ -21,6 +22,7 @@ mod options;
 mod sentinel;
 mod stats;
 mod tracking;
+mod wake;
 
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -37,6 +39,7 @@ use crate::engine::Engine;
 use crate::error::{ArgKind, CacheError};
 use crate::ops::Reply;
 use crate::options::Options;
+use crate::wake::Wakes;
 
 #[napi_derive::module_init]
 fn init() {
@@ -54,6 +57,7 @@ pub struct CacheEngine {
   deliver: Arc<Deliver>,
   /// The near cache's invalidation connections, while tracking.
   tracker: Mutex<Option<tracking::Tracker>>,
+  wakes: Wakes,
 }
 
 // The napi finalizer, on the JS thread: the one place the JS callback can be
@@ -74,7 +78,7 @@ impl CacheEngine {
     let deliver = Arc::new(Deliver::new(&env, on_replies)?);
     let events = deliver.clone();
     let engine = Engine::new(opts, Arc::new(move |err| events.send(0, vec![Reply::Err(err)])));
-    Ok(CacheEngine { engine: Arc::new(engine), deliver, tracker: Mutex::new(None) })
+    Ok(CacheEngine { engine: Arc::new(engine), deliver, tracker: Mutex::new(None), wakes: Wakes::default() })
   }
 
   #[napi(getter)]
@@ -86,6 +90,31 @@ impl CacheEngine {
   #[napi(getter)]
   pub fn address(&self) -> String {
     self.engine.addr()
+  }
+
+  /// defaultTTL in ms (0 = no expiry), for getOrSet's freshness.
+  #[napi(getter)]
+  pub fn default_ttl_ms(&self) -> f64 {
+    self.engine.opts.default_ttl_ms as f64
+  }
+
+  #[napi(getter)]
+  pub fn command_timeout_ms(&self) -> f64 {
+    self.engine.opts.command_timeout.as_millis() as f64
+  }
+
+  /// getOrSet: resolves true when another process stored (or gave up) `key`
+  /// within `ms`, false when the time ran out (src/wake.rs).
+  #[napi]
+  pub async fn await_fill(&self, key: String, ms: u32) -> bool {
+    // Not connected (before initialize, after disconnect): no subscription
+    // is opened; the caller's next command fails and it runs the factory.
+    if !self.engine.is_connected() {
+      return false;
+    }
+    let Ok(stored) = self.engine.codec.key(&key) else { return false };
+    let channel = self.engine.codec.fill_channel();
+    self.wakes.wait(&self.engine.opts, channel, stored, std::time::Duration::from_millis(ms.into())).await
   }
 
   #[napi(getter)]
@@ -133,6 +162,11 @@ impl CacheEngine {
     if let Ok(n) = removed {
       stats::add(&e.stats.deletes, n);
     }
+    // Whatever it removed, no getOrSet factory in flight writes back over it.
+    let removed = match removed {
+      Ok(n) => getorset::cancel_leases(e).await.map(|()| n),
+      err => err,
+    };
     reply(removed.map(|n| Reply::Int(n as i64)))
   }
 
@@ -145,6 +179,7 @@ impl CacheEngine {
   #[napi]
   pub fn disconnect(&self) {
     self.untrack();
+    self.wakes.stop();
     self.engine.disconnect();
   }
 

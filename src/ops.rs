@@ -17,6 +17,7 @@
 //!   set key json ttl tags | expire key ttl
 //!   mget n keys.. | mset ttl tags n keys.. n jsons..
 //!   lock key token ttl | unlock key token | extend key token ttl
+//!   gos_* (getOrSet, src/getorset.rs)
 //!
 //! `ttl` is whole milliseconds ("" = defaultTTL, "0" = no expiry); `tags` is a
 //! JSON array of strings or "".
@@ -26,6 +27,7 @@ use redis::{Cmd, Value};
 use crate::codec::{parse_ms, Codec};
 use crate::connection::Outcome;
 use crate::error::{CacheError, Code, Result};
+use crate::getorset::{self, Gos};
 use crate::lock;
 use crate::stats::{add, Stats};
 
@@ -73,6 +75,7 @@ pub enum Op {
     token: String,
     ttl_ms: u64,
   },
+  Gos(Gos),
 }
 
 /// Reads operations off the flat wire array.
@@ -90,7 +93,7 @@ impl<'a> Wire<'a> {
     self.pos >= self.args.len()
   }
 
-  fn take(&mut self, n: usize) -> Result<&'a [String]> {
+  pub(crate) fn take(&mut self, n: usize) -> Result<&'a [String]> {
     let end = self.pos.checked_add(n).filter(|end| *end <= self.args.len()).ok_or_else(malformed)?;
     let out = &self.args[self.pos..end];
     self.pos = end;
@@ -167,12 +170,13 @@ impl<'a> Wire<'a> {
         let a = self.take(2)?;
         Ok(Op::Unlock { key: a[0].clone(), token: a[1].clone() })
       }
+      op if op.starts_with("gos_") => return getorset::parse(op, self, codec),
       _ => return Err(malformed()),
     })
   }
 }
 
-fn malformed() -> CacheError {
+pub(crate) fn malformed() -> CacheError {
   CacheError::new(Code::InvalidArg, "malformed batch from the JS face")
 }
 
@@ -184,7 +188,7 @@ fn ttl_or(s: &str, default_ttl_ms: u64) -> Result<u64> {
   }
 }
 
-fn parse_tags(s: &str) -> Result<Vec<String>> {
+pub(crate) fn parse_tags(s: &str) -> Result<Vec<String>> {
   if s.is_empty() {
     return Ok(Vec::new());
   }
@@ -224,7 +228,13 @@ impl Op {
         mget(keys, cluster, out);
         out.extend(keys.iter().map(|k| key_cmd("PTTL", k)));
       }
-      Op::Del(k) => out.push(key_cmd("DEL", k)),
+      // A delete clears the key's getOrSet lease: a factory in flight does
+      // not write its older result back (src/getorset.rs; a set changes the
+      // value, which the lease remembers).
+      Op::Del(k) => {
+        out.push(key_cmd("DEL", k));
+        out.push(key_cmd("DEL", &codec.lease_key(k)));
+      }
       Op::Exists(k) => out.push(key_cmd("EXISTS", k)),
       Op::Ttl(k) => out.push(key_cmd("TTL", k)),
       // 0 removes the expiry, as a ttl of 0 means "no expiry" everywhere else;
@@ -247,23 +257,19 @@ impl Op {
           }
           out.push(cmd);
         }
-        for tag in tags {
-          for chunk in entries.chunks(TAG_CHUNK) {
-            let mut cmd = redis::cmd("EVAL");
-            cmd.arg(TAG_ADD).arg(1).arg(codec.tag_index(tag)).arg(*ttl_ms);
-            for (k, _) in chunk {
-              cmd.arg(k);
-            }
-            out.push(cmd);
-          }
-        }
+        let keys: Vec<&[u8]> = entries.iter().map(|(k, _)| k.as_slice()).collect();
+        add_to_tags(codec, tags, &keys, *ttl_ms, out);
       }
+      Op::Gos(op) => op.commands(codec, out),
     }
   }
 
   /// Turns this operation's replies (the values of its commands) into what it
   /// resolves to, counting hits, misses, sets and deletes.
   pub fn reply(self, outcomes: &mut [Outcome], stats: &Stats) -> Result<Reply> {
+    if let Op::Gos(op) = self {
+      return op.reply(outcomes, stats);
+    }
     if let Some(Err(err)) = outcomes.iter().find(|o| o.is_err()) {
       return Err(err.clone());
     }
@@ -323,6 +329,7 @@ impl Op {
           None => Reply::List(values.into_iter().map(string_of).collect()),
         }
       }
+      Op::Gos(_) => unreachable!("answered above"),
     })
   }
 }
@@ -337,6 +344,20 @@ fn mget(keys: &[Vec<u8>], cluster: bool, out: &mut Vec<Cmd>) {
       cmd.arg(k);
     }
     out.push(cmd);
+  }
+}
+
+/// Adds `keys` to the index of each of `tags` (TAG_ADD), expiring with `ttl_ms`.
+pub(crate) fn add_to_tags(codec: &Codec, tags: &[String], keys: &[&[u8]], ttl_ms: u64, out: &mut Vec<Cmd>) {
+  for tag in tags {
+    for chunk in keys.chunks(TAG_CHUNK) {
+      let mut cmd = redis::cmd("EVAL");
+      cmd.arg(TAG_ADD).arg(1).arg(codec.tag_index(tag)).arg(ttl_ms);
+      for k in chunk {
+        cmd.arg(*k);
+      }
+      out.push(cmd);
+    }
   }
 }
 

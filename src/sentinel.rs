@@ -117,11 +117,11 @@ impl Sentinel {
     Err(CacheError::new(code, format!("no sentinel named the master {:?}: {why}", self.name)))
   }
 
-  /// The master found last, to connect to it again (the near cache's
-  /// invalidation connection, src/tracking.rs).
-  pub fn current(&self) -> Option<ConnectionInfo> {
-    let addr = self.current.lock().unwrap().clone()?;
-    let (host, port) = addr.rsplit_once(':')?;
+  /// The master found last, to open another connection to (getOrSet's
+  /// wake-ups, src/wake.rs); None before the first lookup.
+  pub fn master_now(&self) -> Option<ConnectionInfo> {
+    let current = self.current.lock().unwrap().clone()?;
+    let (host, port) = current.rsplit_once(':')?;
     Some(self.master_at(host.to_string(), port.parse().ok()?))
   }
 

@@ -150,7 +150,7 @@ async fn session(engine: &Arc<Engine>, outbox: &Arc<Outbox>, beat: Duration) -> 
     // Behind sentinels, the hot path follows a failover to the new master:
     // a connection still on the old one would hear nothing of its writes.
     if let Target::Sentinel(sentinel) = &engine.opts.target {
-      if !matches!(sentinel.current(), Some(now) if same_addr(&now, &masters[0])) {
+      if !matches!(sentinel.master_now(), Some(now) if same_addr(&now, &masters[0])) {
         return true;
       }
     }
@@ -170,7 +170,7 @@ async fn masters(engine: &Arc<Engine>) -> Result<Vec<ConnectionInfo>> {
   match &engine.opts.target {
     Target::Standalone(info) => Ok(vec![info.clone()]),
     // The master the hot path found; none yet: try again later.
-    Target::Sentinel(sentinel) => sentinel.current().map(|info| vec![info]).ok_or_else(CacheError::not_connected),
+    Target::Sentinel(sentinel) => sentinel.master_now().map(|info| vec![info]).ok_or_else(CacheError::not_connected),
     Target::Cluster(seeds) => {
       let seed = &seeds[0];
       Ok(

@@ -257,6 +257,24 @@ export async function everything(): Promise<void> {
   const label = await cache.withLock(1, () => 'sync');
   exact<typeof label, string>(true);
 
+  // ---- getOrSet -----------------------------------------------------------
+  const profile = await cache.getOrSet<User>('user:1', async (ctx) => {
+    exact<typeof ctx.key, string>(true);
+    exact<typeof ctx.stale, User | undefined>(true);
+    const aborted: boolean = ctx.signal.aborted;
+    ctx.setTtl(60);
+    ctx.setTags(['users']);
+    if (aborted) ctx.skip();
+    return fetchFromDatabase();
+  }, { ttl: 60, grace: 600, timeout: 100, hardTimeout: 2000, refreshAhead: 0.8, lockTimeout: 1000, forceFresh: false, tags: ['users'] });
+  exact<typeof profile, User>(true);
+  const counted = await cache.getOrSet(7, () => 42);
+  exact<typeof counted, number>(true);
+  // @ts-expect-error grace is a number of seconds
+  await cache.getOrSet('k', () => 1, { grace: '1h' });
+  // @ts-expect-error the factory is required
+  await cache.getOrSet('k');
+
   // ---- monitoring ---------------------------------------------------------
   const stats = await cache.getStats();
   exact<typeof stats, CacheModule.Stats>(true);
@@ -268,6 +286,9 @@ export async function everything(): Promise<void> {
     stats.deletes,
     stats.errors,
     stats.operations,
+    stats.factoryRuns,
+    stats.staleServed,
+    stats.coalesced,
     stats.latency.p50,
     stats.latency.p99,
     stats.memory.peak,
@@ -331,6 +352,7 @@ export async function everything(): Promise<void> {
     | 'ERR_LOCK_NOT_ACQUIRED'
     | 'ERR_UNKNOWN_PATTERN'
     | 'ERR_UNKNOWN_STRATEGY'
+    | 'ERR_FACTORY_TIMEOUT'
     | 'ERR_INVALID_ARG'
     | 'ERR_REDIS'
   >(true);
