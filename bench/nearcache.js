@@ -36,7 +36,7 @@ async function nearExtras(server) {
   for (const client of ['fluxor-local', 'node-redis-csc']) {
     const r = await child(['modes', String(server.port), client]);
     lines.push(
-      `Tracking cost, ${client} (${client === 'fluxor-local' ? 'BCAST' : 'default mode'}): ${r.cpuMs.toFixed(0)} ms of the reader's CPU while another client wrote ${r.writes} keys it never read; the server's memory for tracking 100k keys it read: ${(r.serverBytes / 1e6).toFixed(1)} MB.`,
+      `Tracking cost, ${client} (${client === 'fluxor-local' ? 'BCAST' : 'default mode'}): ${r.cpuMs.toFixed(0)} ms of the reader's CPU while another client wrote ${r.writes} keys it never read; the server's memory for tracking 100k keys it read: ${Math.max(0, r.serverBytes / 1e6).toFixed(1)} MB.`,
     );
   }
   const t1 = await child(['threads', String(server.port), '1']);
