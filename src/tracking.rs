@@ -123,7 +123,8 @@ impl Outbox {
 async fn session(engine: &Arc<Engine>, outbox: &Arc<Outbox>, beat: Duration) -> bool {
   let lost = Arc::new(Notify::new());
   let since = clock_us();
-  let Ok(masters) = masters(engine).await else { return false };
+  // No node to track (a cluster with no healthy master known) is not "up".
+  let Some(masters) = masters(engine).await.ok().filter(|m| !m.is_empty()) else { return false };
   let mut conns = Vec::with_capacity(masters.len());
   for node in &masters {
     match open(engine, outbox, &lost, node).await {
