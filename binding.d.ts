@@ -41,8 +41,10 @@ export declare class CacheEngine {
    * number of cache keys removed, or the Error.
    */
   invalidate(kind: string, arg: string): Promise<number | Error>
-  /** `getStats()` as JSON text, or the Error. */
-  stats(): Promise<string | Error>
+  /** `getStats()` as JSON text, or the Error; `reset` starts a new window. */
+  stats(reset: boolean): Promise<string | Error>
+  /** `metrics()`: Prometheus text exposition of this instance's figures. */
+  metrics(): string
   disconnect(): void
   /**
    * Opens the near cache's invalidation connections (src/tracking.rs), if

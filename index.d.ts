@@ -38,6 +38,8 @@ declare namespace CacheModule {
     | 'ERR_UNAVAILABLE'
     /** `lock()` ran out of retries. */
     | 'ERR_LOCK_NOT_ACQUIRED'
+    /** A held lock was lost (its key deleted, taken, or not extended within its ttl): `lost` event, `lock.signal`'s reason, `withLock`. */
+    | 'ERR_LOCK_LOST'
     /** `generateKey()` with a pattern that is not registered. */
     | 'ERR_UNKNOWN_PATTERN'
     /** `invalidate()` with a strategy that is not registered. */
@@ -239,7 +241,11 @@ declare namespace CacheModule {
     autoExtend?: boolean;
   }
 
-  /** A held distributed lock. */
+  /**
+   * A held distributed lock. At run time an EventEmitter: `lost` fires (with
+   * an `ERR_LOCK_LOST` error) when an extension finds the lock gone or taken,
+   * or when `autoExtend` cannot extend it within its ttl.
+   */
   export interface Lock {
     /** The key as given to `lock()` (without the keyPrefix). */
     readonly key: string;
@@ -247,10 +253,18 @@ declare namespace CacheModule {
     readonly token: string;
     /** Strictly increasing per key, across every holder: pass it to the resource you protect. */
     readonly fencingToken: number;
+    /** Aborts when the lock is lost; its `reason` is the `ERR_LOCK_LOST` error. */
+    readonly signal: AbortSignalLike;
     /** Releases the lock; false when it had expired or belongs to someone else (never removes another holder's lock). */
     release(): Promise<boolean>;
-    /** Resets the expiry to `ttl` SECONDS (default: the lock's ttl); false when the lock is no longer held. */
+    /** Resets the expiry to `ttl` SECONDS (default: the lock's ttl); false when the lock is no longer held (it is then lost). */
     extend(ttl?: number): Promise<boolean>;
+    on(event: 'lost', listener: (err: CacheError) => void): this;
+    once(event: 'lost', listener: (err: CacheError) => void): this;
+    off(event: 'lost', listener: (err: CacheError) => void): this;
+    addListener(event: 'lost', listener: (err: CacheError) => void): this;
+    removeListener(event: 'lost', listener: (err: CacheError) => void): this;
+    listenerCount(event: 'lost'): number;
   }
 
   /** The built-in invalidation strategies. */
@@ -258,6 +272,68 @@ declare namespace CacheModule {
 
   /** The built-in key patterns of `generateKey` (more may be registered). */
   export type KeyPattern = 'user' | 'inventory' | 'order' | 'session' | 'analytics' | 'forecast' | 'channel';
+
+  /** The operations `getStats().byOperation`, `metrics()` and tracing name (`lock`, `unlock`, `extend`: the lock steps; `gos_*`: the steps of `getOrSet`). */
+  export type OperationName =
+    | 'get' | 'set' | 'del' | 'exists' | 'expire' | 'ttl' | 'mget' | 'mset' | 'lock' | 'unlock' | 'extend' | 'ping'
+    | 'gos_read' | 'gos_lease' | 'gos_store' | 'gos_release' | 'gos_extend';
+
+  /**
+   * One operation kind in `getStats().byOperation`. Latency in MILLISECONDS:
+   * the round trip of each operation's batch, from its write to its replies,
+   * over the operations that reached the server.
+   */
+  export interface OperationStats {
+    /** Operations of this kind. */
+    count: number;
+    /** Those that failed (also those that failed before reaching the server). */
+    errors: number;
+    p50: number;
+    p90: number;
+    p99: number;
+    max: number;
+  }
+
+  /** Options of `getStats()`. */
+  export interface GetStatsOptions {
+    /** Start a new window after this one: this instance's counters (getOrSet's and `local`'s too), latency and `byOperation` start again from zero (`metrics()` is not reset). */
+    reset?: boolean;
+  }
+
+  /**
+   * The context of an operation published on the `fluxor:command`
+   * TracingChannel (`node:diagnostics_channel`) while anyone subscribes;
+   * the channel adds `result` (what it resolved to) or `error` (what it
+   * rejected with) when it settles.
+   */
+  export type CommandContext = OperationContext | InvalidateContext;
+
+  /** A batch-path operation (every method but `invalidate`, `getStats`, `metrics`). */
+  export interface OperationContext {
+    operation: OperationName;
+    /** The key as given (without the keyPrefix); undefined for `mget`, `mset` and `ping`. */
+    key: string | undefined;
+    /** Keys it names: 1; an `mget`'s or `mset`'s count; 0 for `ping`. */
+    keyCount: number;
+    keyPrefix: string;
+    /** `host:port` (behind sentinels, the master's since the last connect), or `'cluster'`. */
+    server: string;
+    result?: unknown;
+    error?: CacheError;
+  }
+
+  /** A built-in invalidation strategy. */
+  export interface InvalidateContext {
+    operation: 'invalidate';
+    strategy: InvalidationStrategy;
+    /** The key, tag or glob. */
+    argument: string;
+    keyPrefix: string;
+    server: string;
+    /** The number of keys removed. */
+    result?: number;
+    error?: CacheError;
+  }
 
   /** The platform's AbortSignal where its types are loaded (DOM or @types/node), else its core. */
   export type AbortSignalLike = typeof globalThis extends { AbortSignal: { prototype: infer S } }
@@ -318,6 +394,8 @@ declare namespace CacheModule {
     operations: number;
     /** Latency of this instance's commands, in MILLISECONDS. */
     latency: { p50: number; p99: number };
+    /** Per operation kind that ran in the window. */
+    byOperation: Partial<Record<OperationName, OperationStats>>;
     /** Server memory in BYTES (summed over masters in cluster mode). */
     memory: { used: number; peak: number; rss: number };
     /** Keys in the database (summed over masters in cluster mode). */
@@ -459,17 +537,24 @@ declare class CacheModule {
 
   /** Acquires the lock on `key`; rejects with `ERR_LOCK_NOT_ACQUIRED` when the retries run out. */
   lock(key: CacheModule.Key, options?: CacheModule.LockOptions): Promise<CacheModule.Lock>;
-  /** Runs `fn` holding the lock on `key`, releasing it afterwards (also when `fn` throws); resolves what `fn` returns. */
+  /**
+   * Runs `fn` holding the lock on `key`, releasing it afterwards (also when `fn` throws); resolves what `fn` returns.
+   * Rejects with `ERR_LOCK_LOST` when the lock was lost before `fn` finished (`signal`, the lock's, aborts then), even if `fn` resolved.
+   */
   withLock<R>(
     key: CacheModule.Key,
-    fn: (lock: CacheModule.Lock) => R | PromiseLike<R>,
+    fn: (lock: CacheModule.Lock, signal: CacheModule.AbortSignalLike) => R | PromiseLike<R>,
     options?: CacheModule.LockOptions,
   ): Promise<Awaited<R>>;
 
   // ---- monitoring ----------------------------------------------------------
 
-  /** This instance's counters and the server's memory, keys and topology. */
-  getStats(): Promise<CacheModule.Stats>;
+  /** This instance's counters (since the last `{ reset: true }`) and the server's memory, keys and topology. */
+  getStats(options?: CacheModule.GetStatsOptions): Promise<CacheModule.Stats>;
+  /** This instance's counters and per-operation latency histograms as Prometheus text exposition (names `fluxor_cache_*`). */
+  metrics(): string;
+  /** The round trip of a PING, in MILLISECONDS (in cluster mode: every master answered). */
+  ping(): Promise<number>;
 
   // ---- events (inherited from Node.js's EventEmitter at run time) ----------
 

@@ -14,6 +14,7 @@ const { Lock, acquire, lockOptions } = require('./lib/lock');
 const { warm, warmOptions } = require('./lib/warm');
 const { NearCache, localCacheOptions } = require('./lib/nearcache');
 const { GetOrSet } = require('./lib/getorset');
+const { trace } = require('./lib/trace');
 const { randomBytes } = require('node:crypto');
 
 const same = (reply) => reply;
@@ -34,6 +35,8 @@ class CacheModule extends EventEmitter {
   /** The near cache (lib/nearcache.js), or null when localCache is off. */
   #near = null;
   #getOrSet;
+  #where; // { server, keyPrefix }, what a trace context names
+  #cluster = false;
 
   constructor(options = {}) {
     super();
@@ -61,7 +64,9 @@ class CacheModule extends EventEmitter {
     } catch (err) {
       throw adopt(err);
     }
-    this.#batch.attach(this.#engine);
+    this.#cluster = data.enableCluster === true;
+    this.#where = { server: this.#cluster ? 'cluster' : this.#engine.address, keyPrefix: this.#engine.keyPrefix };
+    this.#batch.attach(this.#engine, this.#where);
     if (local !== null) this.#near = new NearCache(local, () => this.#engine.clock());
     this.#retryStrategy = retryStrategy;
     const near = this.#near && { read: (k) => this.#near.read(k, this.#batch), evict: (k) => this.#near.evict(k) };
@@ -113,6 +118,8 @@ class CacheModule extends EventEmitter {
   }
 
   #ready() {
+    // Behind sentinels, the master's address is known from each connect on.
+    if (!this.#cluster) this.#where.server = this.#engine.address;
     this.#state = 'ready';
     if (this.#near !== null) {
       this.#near.start();
@@ -307,12 +314,16 @@ class CacheModule extends EventEmitter {
     // The server's invalidations of what this removes come on another
     // connection, maybe after this resolves: drop every local copy before
     // and after, so that reads after it see the server.
-    this.#near?.flush();
-    try {
-      return unwrap(await this.#engine.invalidate(strategy, what));
-    } finally {
+    const run = async () => {
       this.#near?.flush();
-    }
+      try {
+        return unwrap(await this.#engine.invalidate(strategy, what));
+      } finally {
+        this.#near?.flush();
+      }
+    };
+    const { server, keyPrefix } = this.#where;
+    return trace(run, () => ({ operation: 'invalidate', strategy, argument: what, keyPrefix, server }));
   }
 
   /** Loads what `warmer()` gives in pipelined batches; resolves { loaded }. */
@@ -338,28 +349,65 @@ class CacheModule extends EventEmitter {
     const o = lockOptions(options ?? {});
     const token = randomBytes(16).toString('hex');
     const run = (args) => this.#batch.run(same, args, AT_ONCE);
-    const lock = new Lock(run, k, token, await acquire(run, k, token, o), o.ttlMs);
+    const { fence, sentAt } = await acquire(run, k, token, o);
+    const lock = new Lock(run, k, token, fence, o.ttlMs, sentAt);
     if (o.autoExtend) lock.startExtending();
     return lock;
   }
 
-  /** Runs `fn(lock)` holding `key`, and releases the lock whatever happens. */
+  /**
+   * Runs `fn(lock, signal)` holding `key`, and releases the lock whatever
+   * happens. Rejects with ERR_LOCK_LOST (`cause`: fn's own error, if any)
+   * when the lock was lost before fn finished, even if fn resolved.
+   */
   async withLock(key, fn, options) {
     if (typeof fn !== 'function') throw typeError(`fn must be a function, got ${describe(fn)}`);
     const lock = await this.lock(key, options);
+    const { signal } = lock;
+    let result;
+    let failure;
     try {
-      return await fn(lock);
-    } finally {
-      await lock.release().catch(() => false);
+      result = await fn(lock, signal);
+    } catch (err) {
+      failure = { err };
     }
+    // false: the lock had expired or been taken before this release.
+    const released = await lock.release().catch(() => true);
+    if (signal.aborted) {
+      if (failure && signal.reason.cause === undefined) signal.reason.cause = failure.err;
+      throw signal.reason;
+    }
+    if (!released) {
+      throw cacheError('ERR_LOCK_LOST', `lost the lock ${JSON.stringify(lock.key)}: it had expired or was taken by another holder before fn finished`, failure?.err);
+    }
+    if (failure) throw failure.err;
+    return result;
   }
 
-  // ---- stats ----------------------------------------------------------------
+  // ---- monitoring -------------------------------------------------------------
 
-  async getStats() {
-    const stats = { ...JSON.parse(unwrap(await this.#engine.stats())), ...this.#getOrSet.stats };
-    if (this.#near !== null) stats.local = this.#near.stats();
+  /** `{ reset: true }` starts a new window for this instance's figures. */
+  async getStats(options) {
+    const { reset = false } = optionsArg(options);
+    if (typeof reset !== 'boolean') throw typeError(`options.reset must be a boolean, got ${describe(reset)}`);
+    const stats = JSON.parse(unwrap(await this.#engine.stats(reset)));
+    const counts = this.#getOrSet.stats;
+    Object.assign(stats, counts);
+    if (reset) for (const name of Object.keys(counts)) counts[name] = 0;
+    if (this.#near !== null) stats.local = this.#near.stats(reset);
     return stats;
+  }
+
+  /** This instance's counters and latency histograms as Prometheus text exposition. */
+  metrics() {
+    return this.#engine.metrics();
+  }
+
+  /** The round trip of a PING in ms (in cluster mode: every master answered). */
+  async ping() {
+    const started = performance.now();
+    await this.#batch.run(same, ['ping'], AT_ONCE);
+    return performance.now() - started;
   }
 
   #keyOp(op, key, writes = false) {

@@ -308,6 +308,21 @@ test('getStats() in cluster mode: the 3 masters, memory and keys summed over the
   assert.ok(stats.latency.p50 >= 0 && stats.latency.p99 >= stats.latency.p50);
 });
 
+test('ping() in cluster mode sends a PING to every master and resolves the round trip', async () => {
+  const pings = async () => {
+    const masters = new Set((await cluster.masterPorts()).map(String));
+    const stats = await router.onEach('INFO', 'commandstats');
+    return Object.fromEntries(Object.entries(stats).filter(([port]) => masters.has(port)).map(([port, text]) => [port, Number(/cmdstat_ping:calls=(\d+)/.exec(text)?.[1] ?? 0)]));
+  };
+  const before = await pings();
+  const ms = await cache.ping();
+  const after = await pings();
+  assert.ok(typeof ms === 'number' && ms > 0, String(ms));
+  assert.equal(Object.keys(before).length, 3);
+  for (const port of Object.keys(before)) assert.ok(after[port] > before[port], `master ${port} was pinged (${before[port]} -> ${after[port]})`);
+  assert.ok((await cache.getStats()).byOperation.ping.count >= 1);
+});
+
 test("the README's Configuration snippet with enableCluster: true and clusterNodes", async () => {
   // The snippet carries password: 'secret': give the cluster that password
   // for the duration of this test (connections opened before keep working).

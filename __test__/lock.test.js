@@ -3,7 +3,8 @@
 const test = require('node:test');
 const assert = require('node:assert/strict');
 const CacheModule = require('..');
-const { runNode, sleep, openCache, closeCache } = require('./harness');
+const { once } = require('node:events');
+const { runNode, sleep, openCache, closeCache, startRedis } = require('./harness');
 
 let server;
 let raw;
@@ -99,6 +100,98 @@ test('autoExtend stops when the lock is lost', async () => {
   assert.equal(await raw.cmd('GET', 'lk:__fluxor__:lock:{stolen}'), 'someone-else');
   assert.equal(await lock.release(), false);
   assert.equal(await raw.cmd('GET', 'lk:__fluxor__:lock:{stolen}'), 'someone-else', "never removes another holder's lock");
+});
+
+/** `promise`, or a failure after `ms` (a hang guard, not a timing check). */
+function within(promise, ms, what) {
+  let timer;
+  const guard = new Promise((_, reject) => (timer = setTimeout(() => reject(new Error(`${what}: nothing after ${ms} ms`)), ms)));
+  return Promise.race([promise, guard]).finally(() => clearTimeout(timer));
+}
+
+test("an autoExtend lock whose key is deleted emits 'lost' and aborts its signal with ERR_LOCK_LOST", async () => {
+  const lock = await cache.lock('gone', { ttl: 1, autoExtend: true });
+  assert.equal(lock.signal.aborted, false);
+  const lost = once(lock, 'lost');
+  await raw.cmd('DEL', 'lk:__fluxor__:lock:{gone}');
+  const [err] = await within(lost, 10000, "'lost'");
+  assert.equal(err.code, 'ERR_LOCK_LOST');
+  assert.ok(err instanceof CacheModule.CacheError);
+  assert.match(err.message, /"gone".*deleted or taken/);
+  assert.equal(lock.signal.aborted, true);
+  assert.equal(lock.signal.reason, err);
+  assert.equal(await lock.extend(), false);
+  assert.equal(await lock.release(), false);
+});
+
+test("a lock taken by another holder is lost too; a lock's fields stay read-only", async () => {
+  const lock = await cache.lock('taken', { ttl: 1, autoExtend: true });
+  const { signal } = lock; // read before the loss
+  const aborted = once(signal, 'abort');
+  await raw.cmd('SET', 'lk:__fluxor__:lock:{taken}', 'someone-else', 'PX', 5000);
+  await within(aborted, 10000, 'abort');
+  assert.equal(signal.reason.code, 'ERR_LOCK_LOST');
+  assert.throws(() => (lock.key = 'other'), TypeError);
+  assert.throws(() => (lock.token = 'x'), TypeError);
+  assert.throws(() => (lock.fencingToken = 0), TypeError);
+  assert.throws(() => (lock.signal = null), TypeError);
+  assert.equal(lock.key, 'taken');
+  assert.deepEqual(Object.keys(lock).filter((k) => !k.startsWith('_')), ['key', 'token', 'fencingToken']);
+});
+
+test('withLock passes the signal, and rejects with ERR_LOCK_LOST when the lock was lost before fn finished, even if fn resolved', async () => {
+  let seen;
+  const run = cache.withLock(
+    'wl',
+    async (lock, signal) => {
+      seen = { lock, signal };
+      assert.equal(signal, lock.signal);
+      await raw.cmd('DEL', 'lk:__fluxor__:lock:{wl}');
+      await within(once(signal, 'abort'), 10000, 'abort');
+      return 'finished anyway';
+    },
+    { ttl: 1, autoExtend: true },
+  );
+  await assert.rejects(within(run, 15000, 'withLock'), (err) => err.code === 'ERR_LOCK_LOST' && err === seen.signal.reason);
+  // fn threw too: ERR_LOCK_LOST, with fn's error as its cause.
+  const boom = new Error('boom');
+  await assert.rejects(
+    cache.withLock(
+      'wl',
+      async (lock) => {
+        await raw.cmd('DEL', 'lk:__fluxor__:lock:{wl}');
+        await within(once(lock, 'lost'), 10000, "'lost'");
+        throw boom;
+      },
+      { ttl: 1, autoExtend: true },
+    ),
+    (err) => err.code === 'ERR_LOCK_LOST' && err.cause === boom,
+  );
+  // Without autoExtend: a lock that expired before fn finished.
+  await assert.rejects(
+    cache.withLock('wl', () => sleep(250).then(() => 'late'), { ttl: 0.1 }),
+    (err) => err.code === 'ERR_LOCK_LOST' && /expired or was taken/.test(err.message),
+  );
+  // fn(lock) alone, as before, and a lock held throughout.
+  assert.equal(await cache.withLock('wl', (lock) => lock.key), 'wl');
+});
+
+test('autoExtend retries extensions that fail with a connection error; once its ttl has passed the lock is lost', async (t) => {
+  const own = await startRedis();
+  t.after(() => own.stop());
+  const c = new CacheModule({ host: '127.0.0.1', port: own.port, keyPrefix: 'lk:', retryStrategy: () => 50 });
+  c.on('error', () => {});
+  await c.initialize();
+  t.after(() => c.disconnect());
+  // Extensions every 500 ms fail fast while reconnecting; the ttl passes at 1.5 s.
+  const lock = await c.lock('cut', { ttl: 1.5, autoExtend: true });
+  const lost = once(lock, 'lost');
+  await own.stop();
+  const [err] = await within(lost, 15000, "'lost'");
+  assert.equal(err.code, 'ERR_LOCK_LOST');
+  assert.match(err.message, /could not be extended within its ttl/);
+  assert.equal(err.cause?.code, 'ERR_CONNECTION', String(err.cause));
+  assert.equal(lock.signal.reason, err);
 });
 
 test('fencing tokens strictly increase across holders and instances', async () => {

@@ -103,6 +103,13 @@ test('the master is killed under traffic: commands fail only during the failover
   for (const code of codes) assert.ok(['ERR_CONNECTION', 'ERR_TIMEOUT', 'ERR_READONLY', 'ERR_UNAVAILABLE'].includes(code), code);
   assert.ok(events.includes('reconnecting') && events.at(-1) === 'ready', events.join(','));
   assert.deepEqual((await cache.getStats()).server.nodes, [`127.0.0.1:${group.replica.port}`]);
+  // Traces name the master of the moment.
+  const servers = [];
+  const handlers = { start: (ctx) => servers.push(ctx.server) };
+  const channel = require('node:diagnostics_channel').tracingChannel('fluxor:command');
+  channel.subscribe(handlers);
+  await cache.get('after0').finally(() => channel.unsubscribe(handlers));
+  assert.deepEqual(servers, [`127.0.0.1:${group.replica.port}`]);
   await cache.disconnect();
 });
 

@@ -26,8 +26,16 @@ const fluxorAt = (dir) => async (port) => {
   };
 };
 
+/** This package with every operation traced: no-op handlers on all five events of its TracingChannel. */
+const tracedAt = (dir) => async (port) => {
+  const noop = () => {};
+  require('node:diagnostics_channel').tracingChannel('fluxor:command').subscribe({ start: noop, end: noop, asyncStart: noop, asyncEnd: noop, error: noop });
+  return fluxorAt(dir)(port);
+};
+
 const adapters = {
   fluxor: fluxorAt('..'),
+  'fluxor-traced': tracedAt('..'),
   ioredis: (port) => ioredis(port, false),
   'ioredis-auto': (port) => ioredis(port, true),
 

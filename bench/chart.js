@@ -3,7 +3,7 @@
 // A grouped bar chart (SVG) of each workload's ops/s relative to the best
 // pure-JS client, so workloads of very different speeds share one scale.
 
-const COLORS = { fluxor: '#d9480f', ioredis: '#1c7ed6', 'ioredis-auto': '#74c0fc', 'node-redis': '#37b24d' };
+const COLORS = { fluxor: '#d9480f', 'fluxor-traced': '#ffa94d', ioredis: '#1c7ed6', 'ioredis-auto': '#74c0fc', 'node-redis': '#37b24d' };
 
 function chart(summary, clients) {
   const names = Object.keys(summary);
@@ -21,8 +21,9 @@ function chart(summary, clients) {
     `<rect width="100%" height="100%" fill="white"/>`,
     `<text x="${left}" y="16" font-size="13" font-weight="bold">ops/s relative to the faster pure-JS client (1.0 = that client)</text>`,
   ];
+  const step = Math.min(130, (width - left) / clients.length);
   clients.forEach((c, i) => {
-    out.push(`<rect x="${left + i * 130}" y="24" width="10" height="10" fill="${COLORS[c] ?? '#888'}"/><text x="${left + i * 130 + 14}" y="33">${c}</text>`);
+    out.push(`<rect x="${left + i * step}" y="24" width="10" height="10" fill="${COLORS[c] ?? '#888'}"/><text x="${left + i * step + 14}" y="33">${c}</text>`);
   });
   for (const tick of [0, 0.5, 1, 1.5, 2, 2.5, 3].filter((t) => t <= maxRatio)) {
     out.push(`<line x1="${x(tick)}" y1="${top}" x2="${x(tick)}" y2="${height - 30}" stroke="${tick === 1 ? '#000' : '#ddd'}"/>`);
@@ -42,7 +43,7 @@ function chart(summary, clients) {
 }
 
 function rel(s, client) {
-  const js = Object.entries(s.clients).filter(([c]) => c !== 'fluxor').map(([, v]) => v.median);
+  const js = Object.entries(s.clients).filter(([c]) => !c.startsWith('fluxor')).map(([, v]) => v.median);
   const best = Math.max(...js);
   return best > 0 ? s.clients[client].median / best : 0;
 }

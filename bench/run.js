@@ -3,8 +3,10 @@
 // `npm run bench`: this package against ioredis (with and without
 // enableAutoPipelining) and node-redis on one redis-server, each client in
 // its own process, interleaved over rounds; redis-benchmark on the same
-// server gives the ceiling. Prints a table, writes bench/results/latest.json
-// and bench/results/chart.svg. A second section compares getOrSet with
+// server gives the ceiling. `fluxor-traced` is this package with a
+// subscriber on its TracingChannel: the cost of tracing every operation.
+// Prints a table, writes bench/results/latest.json and
+// bench/results/chart.svg. A second section compares getOrSet with
 // bentocache and cache-manager (`--only getOrSet` runs it alone); a third
 // the near cache (localCache) with other in-process tiers, with its
 // coherence delay, tracking cost and memory (`--only near`).
@@ -34,7 +36,7 @@ const SECONDS = Number(flag('seconds', 2));
 const ONLY = flag('only', '');
 // With FLUXOR_BASE=<another built checkout>, `fluxor-base` runs too (bench/adapters.js).
 const BASE = process.env.FLUXOR_BASE ? ['fluxor-base'] : [];
-const CLIENTS = flag('clients', ['fluxor', ...BASE, 'ioredis', 'ioredis-auto', 'node-redis'].join(',')).split(',');
+const CLIENTS = flag('clients', ['fluxor', 'fluxor-traced', ...BASE, 'ioredis', 'ioredis-auto', 'node-redis'].join(',')).split(',');
 const CHOSEN = flag('clients', null)?.split(',');
 /** The clients a workload runs: its own list (the getOrSet section) or the usual ones. */
 const clientsOf = (w) => (w.clients ? [...w.clients, ...BASE] : CLIENTS).filter((c) => !CHOSEN || CHOSEN.includes(c));
@@ -243,7 +245,9 @@ function reportNear(names, results, extras, appendToResults) {
 function report(names, results, ceiling) {
   const summary = {};
   const lines = [];
-  const header = ['workload', ...CLIENTS.map((c) => `${c} ops/s (min-max)`), 'p50/p99 ms (ours)', `${OURS} ÷ best JS`];
+  const TRACED = `${OURS}-traced`;
+  const traced = CLIENTS.includes(OURS) && CLIENTS.includes(TRACED);
+  const header = ['workload', ...CLIENTS.map((c) => `${c} ops/s (min-max)`), 'p50/p99 ms (ours)', `${OURS} ÷ best JS`, ...(traced ? ['traced ÷ untraced'] : [])];
   lines.push(`| ${header.join(' | ')} |`, `|${header.map(() => '---').join('|')}|`);
   for (const name of names) {
     const row = [name];
@@ -260,9 +264,13 @@ function report(names, results, ceiling) {
     const ratio = ours && others.length ? med[OURS] / best : NaN;
     row.push(ours ? `${median(ours.map((r) => r.p50)).toFixed(3)} / ${median(ours.map((r) => r.p99)).toFixed(3)}` : '-');
     row.push(Number.isFinite(ratio) ? `${ratio.toFixed(2)}x` : '-');
+    // What tracing every operation costs (a subscriber with no-op handlers).
+    const tracedRatio = traced ? med[TRACED] / med[OURS] : undefined;
+    if (traced) row.push(`${tracedRatio.toFixed(2)}x`);
     lines.push(`| ${row.join(' | ')} |`);
     summary[name] = {
       ratio,
+      tracedRatio,
       clients: Object.fromEntries(
         CLIENTS.map((c) => [
           c,

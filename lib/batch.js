@@ -12,6 +12,7 @@
 // long-lived callback, `receiver`.
 
 const { cacheError, adopt } = require('./errors');
+const { commands, wireContext } = require('./trace');
 
 const FLUSH_AT = 32;
 /** The batch id of the near cache's tracking events (src/tracking.rs). */
@@ -40,6 +41,7 @@ class Batcher {
   #nextId = 1;
   #idle = [];
   #onEvent;
+  #where = null; // { server, keyPrefix }, for tracing
 
   /**
    * `onLost(err)` hears when the engine lost its connection; `onEvent(event)`
@@ -54,8 +56,10 @@ class Batcher {
     this.receiver = (batches) => self.deref()?.settle(batches);
   }
 
-  attach(engine) {
+  /** `where`: { server, keyPrefix }, what a trace context names. */
+  attach(engine, where) {
     this.#engine = engine;
+    this.#where = where;
   }
 
   /**
@@ -63,9 +67,15 @@ class Batcher {
    * `cost` is how many Redis commands it amounts to. Lock steps cost
    * AT_ONCE: their scripts cost Redis far more than a GET, so they leave at
    * once and Redis starts on them while JS goes on (measured: 1.5x the lock
-   * throughput at 8 in flight).
+   * throughput at 8 in flight). Traced (lib/trace.js) while anyone
+   * subscribes.
    */
   run(decode, args, cost = 1) {
+    if (commands.hasSubscribers) return commands.tracePromise(() => this.#queue(decode, args, cost), wireContext(args, cost, this.#where));
+    return this.#queue(decode, args, cost);
+  }
+
+  #queue(decode, args, cost) {
     return new Promise((resolve, reject) => {
       const queued = this.#args;
       for (let i = 0; i < args.length; i++) queued.push(args[i]);

@@ -1,27 +1,55 @@
 'use strict';
 
-// The Lock a successful cache.lock() resolves to.
+// The Lock a successful cache.lock() resolves to. Losing it is never
+// silent: when an extension finds the lock gone (its key deleted or taken
+// by another holder), or autoExtend cannot extend it within its ttl, the
+// Lock emits 'lost' and `lock.signal` aborts, both with an ERR_LOCK_LOST
+// error.
 
+const { EventEmitter } = require('node:events');
 const { cacheError, rangeError, typeError, describe } = require('./errors');
 const { ttlMs } = require('./args');
 
-class Lock {
+class Lock extends EventEmitter {
   #run;
   #ttlMs;
   #released = false;
   #timer = null;
+  /** When (performance.now()) the lock expires unless extended again. */
+  #validUntil;
+  /** autoExtend: fires at #validUntil, when no extension got through. */
+  #deadline = null;
+  #lastError = null;
+  #lost = null; // the ERR_LOCK_LOST error, once lost
+  #controller = null; // made when `signal` is first read
 
-  /** `run(args)` sends one lock step (wire format: src/ops.rs). */
-  constructor(run, key, token, fencingToken, ttl) {
+  /**
+   * `run(args)` sends one lock step (wire format: src/ops.rs); `sentAt`:
+   * when (performance.now()) the acquiring step was sent.
+   */
+  constructor(run, key, token, fencingToken, ttl, sentAt) {
+    super();
     this.#run = run;
     this.#ttlMs = ttl;
-    /** The key as the caller gave it (unprefixed). */
-    this.key = key;
-    /** Random, 128 bits: the holder's proof. */
-    this.token = token;
-    /** Strictly increasing per key, in the order the lock was held. */
-    this.fencingToken = fencingToken;
-    Object.freeze(this);
+    this.#validUntil = sentAt + ttl;
+    // Read-only, as the frozen Lock's were (an EventEmitter cannot be frozen).
+    Object.defineProperties(this, {
+      /** The key as the caller gave it (unprefixed). */
+      key: { value: key, enumerable: true },
+      /** Random, 128 bits: the holder's proof. */
+      token: { value: token, enumerable: true },
+      /** Strictly increasing per key, in the order the lock was held. */
+      fencingToken: { value: fencingToken, enumerable: true },
+    });
+  }
+
+  /** Aborts, with the ERR_LOCK_LOST error as its reason, when the lock is lost. */
+  get signal() {
+    if (this.#controller === null) {
+      this.#controller = new AbortController();
+      if (this.#lost) this.#controller.abort(this.#lost);
+    }
+    return this.#controller.signal;
   }
 
   /** False when the lock had expired or belongs to someone else. Harmless twice. */
@@ -32,44 +60,73 @@ class Lock {
     return this.#run(['unlock', this.key, this.token]);
   }
 
-  /** Sets the lock's ttl (seconds, default the lock's ttl); false when no longer held. */
+  /** Sets the lock's ttl (seconds, default the lock's ttl); false when no longer held (and the lock is lost). */
   async extend(ttl) {
     const ms = ttl === undefined ? this.#ttlMs : lockTtlMs(ttl, 'ttl');
-    if (this.#released) return false;
-    return this.#run(['extend', this.key, this.token, String(ms)]);
+    if (this.#released || this.#lost) return false;
+    const sentAt = performance.now();
+    const held = await this.#run(['extend', this.key, this.token, String(ms)]);
+    if (this.#released || this.#lost) return held;
+    if (held) {
+      this.#validUntil = sentAt + ms;
+      this.#lastError = null;
+      if (this.#deadline) this.#armDeadline();
+    } else {
+      this.#lose('its key was deleted or taken by another holder');
+    }
+    return held;
   }
 
-  /** Extends at about a third of the ttl until release, or until the lock is lost. */
+  /**
+   * Extends at about a third of the ttl until release, or until the lock is
+   * lost. An extension that fails (a connection error) is tried again at the
+   * next tick; when none got through within the ttl, the lock is lost.
+   */
   startExtending() {
-    const tick = async () => {
-      let held = false;
-      try {
-        held = await this.extend();
-      } catch {
-        held = true; // a passing error: try again next time
-      }
-      if (!held) this.#stopExtending();
-    };
+    const tick = () =>
+      this.extend().catch((err) => {
+        this.#lastError = err;
+      });
     this.#timer = setInterval(tick, Math.max(1, Math.floor(this.#ttlMs / 3)));
     // Keeping a lock alive does not keep the process alive.
     this.#timer.unref();
+    this.#armDeadline();
+  }
+
+  #armDeadline() {
+    clearTimeout(this.#deadline);
+    const why = () => `it could not be extended within its ttl${this.#lastError ? ` (${this.#lastError.message})` : ''}`;
+    this.#deadline = setTimeout(() => this.#lose(why(), this.#lastError), Math.max(0, this.#validUntil - performance.now()));
+    this.#deadline.unref();
+  }
+
+  #lose(why, cause) {
+    if (this.#lost || this.#released) return;
+    this.#stopExtending();
+    const err = cacheError('ERR_LOCK_LOST', `lost the lock ${JSON.stringify(this.key)}: ${why}`, cause ?? undefined);
+    this.#lost = err;
+    this.#controller?.abort(err);
+    this.emit('lost', err);
   }
 
   #stopExtending() {
     if (this.#timer) clearInterval(this.#timer);
+    clearTimeout(this.#deadline);
     this.#timer = null;
+    this.#deadline = null;
   }
 }
 
 /**
  * Takes `key` for `token`, trying `retries` more times after a jittered
  * `retryDelay` (± 50 %, so that waiting contenders do not retry in
- * lockstep). Resolves the fencing token.
+ * lockstep). Resolves the fencing token and when the winning step was sent.
  */
 async function acquire(run, key, token, o) {
   for (let attempt = 1; ; attempt++) {
+    const sentAt = performance.now();
     const fence = await run(['lock', key, token, String(o.ttlMs)]);
-    if (fence > 0) return fence;
+    if (fence > 0) return { fence, sentAt };
     if (attempt > o.retries) {
       throw cacheError('ERR_LOCK_NOT_ACQUIRED', `could not acquire lock ${JSON.stringify(key)} after ${attempt} attempt${attempt === 1 ? '' : 's'}`);
     }

@@ -277,8 +277,11 @@ class NearCache {
     }
   }
 
-  stats() {
-    return { hits: this.#hits, misses: this.#misses, entries: this.#map.size, bytes: this.#bytes, invalidations: this.#invalidations, flushes: this.#flushes };
+  /** `getStats().local`; `reset` starts the counters again (not what is held). */
+  stats(reset = false) {
+    const out = { hits: this.#hits, misses: this.#misses, entries: this.#map.size, bytes: this.#bytes, invalidations: this.#invalidations, flushes: this.#flushes };
+    if (reset) this.#hits = this.#misses = this.#invalidations = this.#flushes = 0;
+    return out;
   }
 
   /** -1 when tracking is down: such a read is never stored. */

@@ -10,7 +10,7 @@ use redis::{Cmd, Value};
 use crate::codec::Codec;
 use crate::connection::{describe, Connection, Node, Outcome};
 use crate::error::{CacheError, Code, Result};
-use crate::ops::{Op, Reply, Wire};
+use crate::ops::{Kind, Op, Reply, Wire};
 use crate::options::Options;
 use crate::stats::{add, ServerInfo, Stats};
 
@@ -200,10 +200,9 @@ impl Engine {
     }
   }
 
-  /// `getStats()`: this instance's counters and the servers' figures, as
-  /// JSON text.
-  pub async fn stats_json(self: &Arc<Self>) -> Result<String> {
-    use std::sync::atomic::Ordering::Relaxed;
+  /// `getStats()`: this instance's counters since the window started (a
+  /// new one now with `reset`) and the servers' figures, as JSON text.
+  pub async fn stats_json(self: &Arc<Self>, reset: bool) -> Result<String> {
     let current = self.connection();
     let connected = current.is_ok();
     if let Err(err) = &current {
@@ -234,28 +233,21 @@ impl Engine {
         });
       }
     }
-    let s = &self.stats;
-    Ok(
-      serde_json::json!({
-        "hits": s.hits.load(Relaxed),
-        "misses": s.misses.load(Relaxed),
-        "hitRate": s.hit_rate(),
-        "sets": s.sets.load(Relaxed),
-        "deletes": s.deletes.load(Relaxed),
-        "errors": s.errors.load(Relaxed),
-        "operations": s.operations.load(Relaxed),
-        "latency": { "p50": s.latency_ms(0.5), "p99": s.latency_ms(0.99) },
-        "memory": { "used": server.used, "peak": server.peak, "rss": server.rss },
-        "keys": server.keys,
-        "connected": connected,
-        "server": {
-          "version": server.version,
-          "mode": if self.opts.is_cluster() { "cluster" } else { "standalone" },
-          "nodes": nodes,
-        },
-      })
-      .to_string(),
-    )
+    let serde_json::Value::Object(servers) = serde_json::json!({
+      "memory": { "used": server.used, "peak": server.peak, "rss": server.rss },
+      "keys": server.keys,
+      "connected": connected,
+      "server": {
+        "version": server.version,
+        "mode": if self.opts.is_cluster() { "cluster" } else { "standalone" },
+        "nodes": nodes,
+      },
+    }) else {
+      unreachable!("an object")
+    };
+    let mut stats = self.stats.window_json(reset);
+    stats.extend(servers);
+    Ok(serde_json::Value::Object(stats).to_string())
   }
 
   pub fn is_cluster(&self) -> bool {
@@ -267,14 +259,19 @@ impl Engine {
   pub fn exec(self: &Arc<Self>, wire: &[String], deliver: impl FnOnce(Vec<Reply>) + Send + 'static) {
     let mut reader = Wire::new(wire);
     let mut ops: Vec<Result<Op>> = Vec::new();
+    let mut kinds: Vec<Kind> = Vec::new();
     while !reader.is_done() {
       match reader.next_op(&self.codec, self.opts.default_ttl_ms) {
-        Ok(op) => ops.push(op),
+        Ok((kind, op)) => {
+          kinds.push(kind);
+          ops.push(op);
+        }
         Err(err) => return deliver(vec![Reply::Err(err)]),
       }
     }
     add(&self.stats.operations, ops.len() as u64);
     if let Err(err) = self.connection() {
+      self.stats.record_ops(kinds.into_iter().map(|k| (k, true)), None);
       return deliver(self.fail_all(err, ops.len()));
     }
     let cluster = self.is_cluster();
@@ -289,11 +286,14 @@ impl Engine {
     }
     if cmds.is_empty() {
       let replies = ops.into_iter().map(|op| self.reply_err(op.err().expect("an op without commands failed"))).collect();
+      self.stats.record_ops(kinds.into_iter().map(|k| (k, true)), None);
       return deliver(replies);
     }
     let engine = self.clone();
+    let started = Instant::now();
     self.send(cmds, move |mut outcomes| {
-      let replies = ops
+      let elapsed = started.elapsed();
+      let replies: Vec<Reply> = ops
         .into_iter()
         .zip(spans)
         .map(|(op, span)| match op.and_then(|op| op.reply(&mut outcomes[span], &engine.stats)) {
@@ -301,6 +301,7 @@ impl Engine {
           Err(e) => engine.reply_err(e),
         })
         .collect();
+      engine.stats.record_ops(kinds.into_iter().zip(&replies).map(|(k, r)| (k, matches!(r, Reply::Err(_)))), Some(elapsed));
       deliver(replies)
     });
   }

@@ -16,6 +16,7 @@ mod error;
 mod getorset;
 mod invalidate;
 mod lock;
+mod metrics;
 mod multiplex;
 mod ops;
 mod options;
@@ -170,10 +171,16 @@ impl CacheEngine {
     reply(removed.map(|n| Reply::Int(n as i64)))
   }
 
-  /// `getStats()` as JSON text, or the Error.
+  /// `getStats()` as JSON text, or the Error; `reset` starts a new window.
   #[napi(ts_return_type = "Promise<string | Error>")]
-  pub async fn stats(&self) -> Reply {
-    reply(self.engine.stats_json().await.map(Reply::Str))
+  pub async fn stats(&self, reset: bool) -> Reply {
+    reply(self.engine.stats_json(reset).await.map(Reply::Str))
+  }
+
+  /// `metrics()`: Prometheus text exposition of this instance's figures.
+  #[napi]
+  pub fn metrics(&self) -> String {
+    metrics::prometheus(&self.engine.stats.read(), self.engine.is_connected())
   }
 
   #[napi]

@@ -1,5 +1,5 @@
 //! The hot-path operations (get, set, del, exists, expire, ttl, mget, mset,
-//! and the lock steps lock, unlock, extend):
+//! ping, and the lock steps lock, unlock, extend):
 //! how a batch arrives from JS, which commands each becomes, and what each
 //! resolves to.
 //!
@@ -15,7 +15,7 @@
 //!   get key | del key | exists key | ttl key
 //!   getx key | mgetx n keys..   (the near cache's reads: values and PTTLs)
 //!   set key json ttl tags | expire key ttl
-//!   mget n keys.. | mset ttl tags n keys.. n jsons..
+//!   mget n keys.. | mset ttl tags n keys.. n jsons.. | ping
 //!   lock key token ttl | unlock key token | extend key token ttl
 //!   gos_* (getOrSet, src/getorset.rs)
 //!
@@ -42,6 +42,75 @@ pub enum Reply {
   /// instead of one of each per value.
   Json(String),
   Err(CacheError),
+}
+
+/// What kind of operation an `Op` came as: the names of
+/// `getStats().byOperation` and of the metrics' `operation` label.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Kind {
+  Get,
+  Set,
+  Del,
+  Exists,
+  Expire,
+  Ttl,
+  MGet,
+  MSet,
+  Lock,
+  Unlock,
+  Extend,
+  Ping,
+  /// The steps of getOrSet (src/getorset.rs), by their wire names.
+  GosRead,
+  GosLease,
+  GosStore,
+  GosRelease,
+  GosExtend,
+}
+
+impl Kind {
+  pub const ALL: [Kind; 17] = [
+    Kind::Get,
+    Kind::Set,
+    Kind::Del,
+    Kind::Exists,
+    Kind::Expire,
+    Kind::Ttl,
+    Kind::MGet,
+    Kind::MSet,
+    Kind::Lock,
+    Kind::Unlock,
+    Kind::Extend,
+    Kind::Ping,
+    Kind::GosRead,
+    Kind::GosLease,
+    Kind::GosStore,
+    Kind::GosRelease,
+    Kind::GosExtend,
+  ];
+  pub const COUNT: usize = Kind::ALL.len();
+
+  pub fn name(self) -> &'static str {
+    match self {
+      Kind::Get => "get",
+      Kind::Set => "set",
+      Kind::Del => "del",
+      Kind::Exists => "exists",
+      Kind::Expire => "expire",
+      Kind::Ttl => "ttl",
+      Kind::MGet => "mget",
+      Kind::MSet => "mset",
+      Kind::Lock => "lock",
+      Kind::Unlock => "unlock",
+      Kind::Extend => "extend",
+      Kind::Ping => "ping",
+      Kind::GosRead => "gos_read",
+      Kind::GosLease => "gos_lease",
+      Kind::GosStore => "gos_store",
+      Kind::GosRelease => "gos_release",
+      Kind::GosExtend => "gos_extend",
+    }
+  }
 }
 
 pub enum Op {
@@ -75,6 +144,7 @@ pub enum Op {
     token: String,
     ttl_ms: u64,
   },
+  Ping,
   Gos(Gos),
 }
 
@@ -115,35 +185,39 @@ impl<'a> Wire<'a> {
     Ok(keys)
   }
 
-  /// The next operation. The outer error means the batch itself is malformed
-  /// (a bug in the JS face); the inner one is a bad argument of this
-  /// operation alone, whose arguments are still consumed.
-  pub fn next_op(&mut self, codec: &Codec, default_ttl_ms: u64) -> Result<Result<Op>> {
+  /// The next operation and its kind. The outer error means the batch
+  /// itself is malformed (a bug in the JS face); the inner one is a bad
+  /// argument of this operation alone, whose arguments are still consumed.
+  pub fn next_op(&mut self, codec: &Codec, default_ttl_ms: u64) -> Result<(Kind, Result<Op>)> {
     let opcode = self.take(1)?[0].as_str();
     Ok(match opcode {
-      "get" => codec.key(&self.take(1)?[0]).map(Op::Get),
-      "getx" => codec.key(&self.take(1)?[0]).map(Op::GetX),
-      "del" => codec.key(&self.take(1)?[0]).map(Op::Del),
-      "exists" => codec.key(&self.take(1)?[0]).map(Op::Exists),
-      "ttl" => codec.key(&self.take(1)?[0]).map(Op::Ttl),
+      "get" => (Kind::Get, codec.key(&self.take(1)?[0]).map(Op::Get)),
+      // The near cache's reads count as what the caller asked for.
+      "getx" => (Kind::Get, codec.key(&self.take(1)?[0]).map(Op::GetX)),
+      "del" => (Kind::Del, codec.key(&self.take(1)?[0]).map(Op::Del)),
+      "exists" => (Kind::Exists, codec.key(&self.take(1)?[0]).map(Op::Exists)),
+      "ttl" => (Kind::Ttl, codec.key(&self.take(1)?[0]).map(Op::Ttl)),
+      "ping" => (Kind::Ping, Ok(Op::Ping)),
       "expire" => {
         let a = self.take(2)?;
-        (|| Ok(Op::Expire(codec.key(&a[0])?, parse_ms(&a[1])?)))()
+        (Kind::Expire, (|| Ok(Op::Expire(codec.key(&a[0])?, parse_ms(&a[1])?)))())
       }
       "set" => {
         let a = self.take(4)?;
-        (|| {
+        let op = (|| {
           let entries = vec![(codec.key(&a[0])?, a[1].clone())];
           Ok(Op::Set { entries, ttl_ms: ttl_or(&a[2], default_ttl_ms)?, tags: parse_tags(&a[3])? })
-        })()
+        })();
+        (Kind::Set, op)
       }
       "mget" | "mgetx" => {
         let keys = self.keys()?;
-        if keys.is_empty() {
+        let op = if keys.is_empty() {
           Err(CacheError::range_error("mget needs at least one key"))
         } else {
           keys.iter().map(|k| codec.key(k)).collect::<Result<_>>().map(if opcode == "mget" { Op::MGet } else { Op::MGetX })
-        }
+        };
+        (Kind::MGet, op)
       }
       "mset" => {
         let a = self.take(2)?;
@@ -153,24 +227,30 @@ impl<'a> Wire<'a> {
         if keys.len() != jsons.len() {
           return Err(malformed());
         }
-        (|| {
+        let op = (|| {
           if keys.is_empty() {
             return Err(CacheError::range_error("mset needs at least one entry"));
           }
           let entries = keys.iter().zip(jsons).map(|(k, json)| Ok((codec.key(k)?, json.to_owned()))).collect::<Result<_>>()?;
           Ok(Op::Set { entries, ttl_ms: ttl_or(&a[0], default_ttl_ms)?, tags: parse_tags(&a[1])? })
-        })()
+        })();
+        (Kind::MSet, op)
       }
       "lock" | "extend" => {
         let a = self.take(3)?;
         let (key, token) = (a[0].clone(), a[1].clone());
-        parse_ms(&a[2]).map(|ttl_ms| if opcode == "lock" { Op::Lock { key, token, ttl_ms } } else { Op::Extend { key, token, ttl_ms } })
+        let lock = opcode == "lock";
+        let op = parse_ms(&a[2]).map(|ttl_ms| if lock { Op::Lock { key, token, ttl_ms } } else { Op::Extend { key, token, ttl_ms } });
+        (if lock { Kind::Lock } else { Kind::Extend }, op)
       }
       "unlock" => {
         let a = self.take(2)?;
-        Ok(Op::Unlock { key: a[0].clone(), token: a[1].clone() })
+        (Kind::Unlock, Ok(Op::Unlock { key: a[0].clone(), token: a[1].clone() }))
       }
-      op if op.starts_with("gos_") => return getorset::parse(op, self, codec),
+      op if op.starts_with("gos_") => {
+        let kind = Kind::ALL.into_iter().find(|k| k.name() == op).ok_or_else(malformed)?;
+        (kind, getorset::parse(op, self, codec)?)
+      }
       _ => return Err(malformed()),
     })
   }
@@ -248,6 +328,8 @@ impl Op {
       Op::Lock { key, token, ttl_ms } => out.push(lock::acquire(codec, key, token, *ttl_ms)),
       Op::Unlock { key, token } => out.push(lock::release(codec, key, token)),
       Op::Extend { key, token, ttl_ms } => out.push(lock::extend(codec, key, token, *ttl_ms)),
+      // In a cluster redis-rs sends a PING to every master.
+      Op::Ping => out.push(redis::cmd("PING")),
       Op::Set { entries, ttl_ms, tags, .. } => {
         for (k, json) in entries {
           let mut cmd = key_cmd("SET", k);
@@ -312,6 +394,7 @@ impl Op {
         Reply::Bool(n > 0)
       }
       Op::Exists(_) | Op::Expire(..) | Op::Unlock { .. } | Op::Extend { .. } => Reply::Bool(int_of(&first) > 0),
+      Op::Ping => Reply::Bool(true),
       Op::Ttl(_) | Op::Lock { .. } => Reply::Int(int_of(&first)),
       Op::MGet(keys) => {
         let values: Vec<Value> = match first {
@@ -427,12 +510,12 @@ mod tests {
     let codec = Codec::new("p:");
     let args = wire(&["mget", "1", r#"["a","\u0000b"]"#, "mset", "", "", "2", r#"["k1"]"#, r#"["k2","k3"]"#, "2", "1\u{0}{\"x\":\"y\"}", "3"]);
     let mut w = Wire::new(&args);
-    match w.next_op(&codec, 5).unwrap().unwrap() {
-      Op::MGet(keys) => assert_eq!(keys, vec![b"p:a".to_vec(), b"p:\0b".to_vec()]),
+    match w.next_op(&codec, 5).unwrap() {
+      (Kind::MGet, Ok(Op::MGet(keys))) => assert_eq!(keys, vec![b"p:a".to_vec(), b"p:\0b".to_vec()]),
       _ => panic!("not an mget"),
     }
-    match w.next_op(&codec, 5).unwrap().unwrap() {
-      Op::Set { entries, ttl_ms, tags } => {
+    match w.next_op(&codec, 5).unwrap() {
+      (Kind::MSet, Ok(Op::Set { entries, ttl_ms, tags })) => {
         let expected = [("p:k1", "1"), ("p:k2", r#"{"x":"y"}"#), ("p:k3", "3")];
         assert_eq!(entries, expected.map(|(k, v)| (k.as_bytes().to_vec(), v.to_string())), "lists in two parts each");
         assert_eq!((ttl_ms, tags.len()), (5, 0));
@@ -447,8 +530,8 @@ mod tests {
     assert!(Wire::new(&args).next_op(&codec, 5).is_err());
     let args = wire(&["mget", "1", "[]", "mset", "", "", "1", "[]", "1", ""]);
     let mut w = Wire::new(&args);
-    assert!(w.next_op(&codec, 5).unwrap().is_err(), "no keys: a RangeError of this mget alone");
-    assert!(w.next_op(&codec, 5).unwrap().is_err(), "no entries: a RangeError of this mset alone");
+    assert!(w.next_op(&codec, 5).unwrap().1.is_err(), "no keys: a RangeError of this mget alone");
+    assert!(w.next_op(&codec, 5).unwrap().1.is_err(), "no entries: a RangeError of this mset alone");
     assert!(w.is_done());
   }
 }

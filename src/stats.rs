@@ -1,11 +1,24 @@
-//! This instance's counters and a latency histogram (no sample arrays).
+//! This instance's counters and latency histograms (no sample arrays): the
+//! figures of `getStats()` and `metrics()`.
+//!
+//! The counters only grow, as Prometheus counters must (`metrics()` reads
+//! them as they are). `getStats()` reports a window: the counters minus
+//! what they were when `getStats({ reset: true })` last started one.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
+
+use crate::ops::Kind;
 
 /// Sub-buckets per power of two: a bucket's width is at most 1/16 of its value.
 const SUB: usize = 16;
 const BUCKETS: usize = 64 * SUB;
+
+/// The upper bounds (µs) of `metrics()`'s histogram buckets, counted exactly
+/// beside the log buckets (whose bounds are not round numbers).
+pub const LE_US: [u64; 16] =
+  [100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000, 1_000_000, 2_500_000, 5_000_000, 10_000_000];
 
 pub struct Stats {
   pub hits: AtomicU64,
@@ -14,7 +27,12 @@ pub struct Stats {
   pub deletes: AtomicU64,
   pub errors: AtomicU64,
   pub operations: AtomicU64,
-  latency_us: Box<[AtomicU64]>,
+  /// Per command: every batch's round trip, once for each of its commands.
+  latency: Histogram,
+  /// Per hot-path operation kind (`Kind as usize`).
+  ops: [OpStats; Kind::COUNT],
+  /// The counts when the current `getStats()` window started.
+  window: Mutex<Counts>,
 }
 
 impl Default for Stats {
@@ -26,7 +44,141 @@ impl Default for Stats {
       deletes: AtomicU64::new(0),
       errors: AtomicU64::new(0),
       operations: AtomicU64::new(0),
-      latency_us: (0..BUCKETS).map(|_| AtomicU64::new(0)).collect(),
+      latency: Histogram::default(),
+      ops: std::array::from_fn(|_| OpStats::default()),
+      window: Mutex::new(Counts::default()),
+    }
+  }
+}
+
+/// One operation kind: how many ran, how many failed, and their latency
+/// (allocated on first use: an instance uses a few kinds).
+#[derive(Default)]
+struct OpStats {
+  count: AtomicU64,
+  errors: AtomicU64,
+  latency: OnceLock<Histogram>,
+  /// The slowest in the current window (reset with it).
+  max_us: AtomicU64,
+}
+
+/// A histogram of microseconds: log buckets for quantiles, and the
+/// `LE_US` buckets (the last one past them) for `metrics()`.
+struct Histogram {
+  buckets: Box<[AtomicU64]>,
+  le: [AtomicU64; LE_US.len() + 1],
+  sum_us: AtomicU64,
+}
+
+impl Default for Histogram {
+  fn default() -> Self {
+    Histogram { buckets: (0..BUCKETS).map(|_| AtomicU64::new(0)).collect(), le: Default::default(), sum_us: AtomicU64::new(0) }
+  }
+}
+
+impl Histogram {
+  fn record(&self, us: u64, count: u64) {
+    self.buckets[bucket_of(us)].fetch_add(count, Relaxed);
+    self.le[LE_US.partition_point(|&bound| bound < us)].fetch_add(count, Relaxed);
+    self.sum_us.fetch_add(us.saturating_mul(count), Relaxed);
+  }
+
+  fn read(&self) -> Hist {
+    Hist {
+      buckets: self.buckets.iter().map(|c| c.load(Relaxed)).collect(),
+      le: self.le.iter().map(|c| c.load(Relaxed)).collect(),
+      sum_us: self.sum_us.load(Relaxed),
+    }
+  }
+}
+
+/// A histogram's counts at one moment (empty: none yet).
+#[derive(Clone, Default)]
+pub struct Hist {
+  pub buckets: Vec<u64>,
+  /// Per `LE_US` bound, the count of values over the previous bound and at
+  /// most this one; the last: over every bound.
+  pub le: Vec<u64>,
+  pub sum_us: u64,
+}
+
+impl Hist {
+  pub fn total(&self) -> u64 {
+    self.buckets.iter().sum()
+  }
+
+  /// The latency at quantile `q` (0..=1) in milliseconds; 0 when empty.
+  pub fn quantile_ms(&self, q: f64) -> f64 {
+    let total = self.total();
+    if total == 0 {
+      return 0.0;
+    }
+    let rank = ((q * total as f64).ceil() as u64).clamp(1, total);
+    let mut seen = 0;
+    for (i, c) in self.buckets.iter().enumerate() {
+      seen += c;
+      if seen >= rank {
+        return upper_bound_of(i) as f64 / 1000.0;
+      }
+    }
+    unreachable!("rank is at most the total")
+  }
+
+  fn minus(&self, base: &Hist) -> Hist {
+    if base.buckets.is_empty() {
+      return self.clone();
+    }
+    let diff = |now: &[u64], then: &[u64]| now.iter().zip(then).map(|(a, b)| a.saturating_sub(*b)).collect();
+    Hist { buckets: diff(&self.buckets, &base.buckets), le: diff(&self.le, &base.le), sum_us: self.sum_us.saturating_sub(base.sum_us) }
+  }
+}
+
+/// Every counter and histogram at one moment.
+#[derive(Clone, Default)]
+pub struct Counts {
+  pub hits: u64,
+  pub misses: u64,
+  pub sets: u64,
+  pub deletes: u64,
+  pub errors: u64,
+  pub operations: u64,
+  pub latency: Hist,
+  /// Per `Kind`, in `Kind::ALL` order.
+  pub ops: Vec<OpCounts>,
+}
+
+#[derive(Clone, Default)]
+pub struct OpCounts {
+  pub count: u64,
+  pub errors: u64,
+  pub latency: Hist,
+  pub max_us: u64,
+}
+
+impl Counts {
+  pub fn hit_rate(&self) -> f64 {
+    let looked = self.hits + self.misses;
+    if looked == 0 {
+      0.0
+    } else {
+      self.hits as f64 / looked as f64
+    }
+  }
+
+  fn minus(&self, base: &Counts) -> Counts {
+    let op = |i: usize, now: &OpCounts| match base.ops.get(i) {
+      None => now.clone(),
+      Some(b) => OpCounts { count: now.count - b.count, errors: now.errors - b.errors, latency: now.latency.minus(&b.latency), max_us: now.max_us },
+    };
+    Counts {
+      hits: self.hits - base.hits,
+      misses: self.misses - base.misses,
+      sets: self.sets - base.sets,
+      deletes: self.deletes - base.deletes,
+      errors: self.errors - base.errors,
+      operations: self.operations - base.operations,
+      latency: self.latency.minus(&base.latency),
+      ops: self.ops.iter().enumerate().map(|(i, o)| op(i, o)).collect(),
     }
   }
 }
@@ -38,37 +190,109 @@ pub fn add(counter: &AtomicU64, n: u64) {
 impl Stats {
   /// Records `count` commands that each took `elapsed`.
   pub fn record_latency(&self, elapsed: Duration, count: u64) {
-    let us = elapsed.as_micros().min(u128::from(u64::MAX)) as u64;
-    self.latency_us[bucket_of(us)].fetch_add(count, Relaxed);
+    self.latency.record(micros(elapsed), count);
   }
 
-  /// The latency at quantile `q` (0..=1) in milliseconds; 0 before any command.
-  pub fn latency_ms(&self, q: f64) -> f64 {
-    let counts: Vec<u64> = self.latency_us.iter().map(|c| c.load(Relaxed)).collect();
-    let total: u64 = counts.iter().sum();
-    if total == 0 {
-      return 0.0;
+  /// Records one batch's operations, each as its kind and whether it
+  /// failed; `elapsed` is the batch's round trip (None: it failed before
+  /// anything was sent). A few atomic adds per kind, not per operation.
+  pub fn record_ops(&self, ops: impl Iterator<Item = (Kind, bool)>, elapsed: Option<Duration>) {
+    let mut tally = [(0u64, 0u64); Kind::COUNT];
+    for (kind, failed) in ops {
+      let t = &mut tally[kind as usize];
+      t.0 += 1;
+      t.1 += u64::from(failed);
     }
-    let rank = ((q * total as f64).ceil() as u64).clamp(1, total);
-    let mut seen = 0;
-    for (i, c) in counts.iter().enumerate() {
-      seen += c;
-      if seen >= rank {
-        return upper_bound_of(i) as f64 / 1000.0;
+    let us = elapsed.map(micros);
+    for (op, (count, failed)) in self.ops.iter().zip(tally) {
+      if count == 0 {
+        continue;
+      }
+      op.count.fetch_add(count, Relaxed);
+      if failed > 0 {
+        op.errors.fetch_add(failed, Relaxed);
+      }
+      if let Some(us) = us {
+        op.latency.get_or_init(Histogram::default).record(us, count);
+        op.max_us.fetch_max(us, Relaxed);
       }
     }
-    unreachable!("rank is at most the total")
   }
 
-  pub fn hit_rate(&self) -> f64 {
-    let hits = self.hits.load(Relaxed) as f64;
-    let looked = hits + self.misses.load(Relaxed) as f64;
-    if looked == 0.0 {
-      0.0
-    } else {
-      hits / looked
+  /// Every figure as it is now (what `metrics()` reports).
+  pub fn read(&self) -> Counts {
+    Counts {
+      hits: self.hits.load(Relaxed),
+      misses: self.misses.load(Relaxed),
+      sets: self.sets.load(Relaxed),
+      deletes: self.deletes.load(Relaxed),
+      errors: self.errors.load(Relaxed),
+      operations: self.operations.load(Relaxed),
+      latency: self.latency.read(),
+      ops: self
+        .ops
+        .iter()
+        .map(|o| OpCounts {
+          count: o.count.load(Relaxed),
+          errors: o.errors.load(Relaxed),
+          latency: o.latency.get().map(Histogram::read).unwrap_or_default(),
+          max_us: o.max_us.load(Relaxed),
+        })
+        .collect(),
     }
   }
+
+  /// The figures since the current window started (what `getStats()`
+  /// reports); `reset` starts a new window now.
+  pub fn window(&self, reset: bool) -> Counts {
+    let mut start = self.window.lock().unwrap();
+    let now = self.read();
+    let window = now.minus(&start);
+    if reset {
+      *start = now;
+      for op in &self.ops {
+        op.max_us.store(0, Relaxed);
+      }
+    }
+    window
+  }
+
+  /// `getStats()`'s own figures: the window's counters, latency and
+  /// `byOperation` (the kinds that ran in it).
+  pub fn window_json(&self, reset: bool) -> serde_json::Map<String, serde_json::Value> {
+    use serde_json::json;
+    let w = self.window(reset);
+    let by_operation: serde_json::Map<_, _> = Kind::ALL
+      .iter()
+      .zip(&w.ops)
+      .filter(|(_, o)| o.count > 0)
+      .map(|(kind, o)| {
+        // A quantile is its bucket's upper bound: never past the slowest.
+        let max = o.max_us as f64 / 1000.0;
+        let q = |q| o.latency.quantile_ms(q).min(max);
+        let stats = json!({ "count": o.count, "errors": o.errors, "p50": q(0.5), "p90": q(0.9), "p99": q(0.99), "max": max });
+        (kind.name().to_string(), stats)
+      })
+      .collect();
+    let serde_json::Value::Object(figures) = json!({
+      "hits": w.hits,
+      "misses": w.misses,
+      "hitRate": w.hit_rate(),
+      "sets": w.sets,
+      "deletes": w.deletes,
+      "errors": w.errors,
+      "operations": w.operations,
+      "latency": { "p50": w.latency.quantile_ms(0.5), "p99": w.latency.quantile_ms(0.99) },
+      "byOperation": by_operation,
+    }) else {
+      unreachable!("an object")
+    };
+    figures
+  }
+}
+
+fn micros(elapsed: Duration) -> u64 {
+  elapsed.as_micros().min(u128::from(u64::MAX)) as u64
 }
 
 fn bucket_of(v: u64) -> usize {
@@ -119,15 +343,52 @@ mod tests {
   #[test]
   fn quantiles() {
     let s = Stats::default();
-    assert_eq!(s.latency_ms(0.5), 0.0);
+    assert_eq!(s.read().latency.quantile_ms(0.5), 0.0);
     s.record_latency(Duration::from_micros(100), 98);
     s.record_latency(Duration::from_millis(50), 2);
-    assert!((s.latency_ms(0.5) - 0.1).abs() < 0.01);
-    assert!((s.latency_ms(0.99) - 50.0).abs() < 3.5);
-    assert_eq!(s.hit_rate(), 0.0);
+    let latency = s.read().latency;
+    assert!((latency.quantile_ms(0.5) - 0.1).abs() < 0.01);
+    assert!((latency.quantile_ms(0.99) - 50.0).abs() < 3.5);
+    assert_eq!(s.read().hit_rate(), 0.0);
     add(&s.hits, 3);
     add(&s.misses, 1);
-    assert_eq!(s.hit_rate(), 0.75);
+    assert_eq!(s.read().hit_rate(), 0.75);
+  }
+
+  #[test]
+  fn per_operation_windows() {
+    let s = Stats::default();
+    let ms = Duration::from_millis;
+    s.record_ops([(Kind::Get, false), (Kind::Get, true), (Kind::Set, false)].into_iter(), Some(ms(2)));
+    s.record_ops([(Kind::Get, true)].into_iter(), None);
+    add(&s.hits, 1);
+    let w = s.window(true);
+    let (get, set) = (&w.ops[Kind::Get as usize], &w.ops[Kind::Set as usize]);
+    assert_eq!((get.count, get.errors, get.latency.total(), set.count, set.errors), (3, 2, 2, 1, 0));
+    assert!((get.latency.quantile_ms(0.5) - 2.0).abs() < 0.15 && get.max_us == 2000);
+    // A new window: nothing yet; the counters metrics() reads still grow.
+    s.record_ops([(Kind::Get, false)].into_iter(), Some(ms(1)));
+    let w = s.window(false);
+    let get = &w.ops[Kind::Get as usize];
+    assert_eq!((w.hits, get.count, get.errors, get.latency.total(), get.max_us), (0, 1, 0, 1, 1000));
+    assert_eq!(w.ops[Kind::Set as usize].count, 0);
+    let all = s.read();
+    assert_eq!((all.hits, all.ops[Kind::Get as usize].count, all.ops[Kind::Get as usize].latency.total()), (1, 4, 3));
+    let json = s.window_json(false);
+    assert_eq!(json["byOperation"]["get"]["count"], 1);
+    assert!(json["byOperation"].get("set").is_none(), "only what ran in the window");
+  }
+
+  #[test]
+  fn prometheus_buckets_are_exact() {
+    let s = Stats::default();
+    for us in [50, 99, 100, 101, 1000, 1001, 20_000_000] {
+      s.record_latency(Duration::from_micros(us), 1);
+    }
+    let l = s.read().latency;
+    assert_eq!(&l.le[..5], &[3, 1, 0, 1, 1], "at most 100 µs, 250 µs, 500 µs, 1 ms, 2.5 ms");
+    assert_eq!((l.le[LE_US.len()], l.le.iter().sum::<u64>()), (1, 7));
+    assert_eq!(l.sum_us, 20_002_351);
   }
 }
 

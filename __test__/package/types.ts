@@ -256,6 +256,22 @@ export async function everything(): Promise<void> {
   exact<typeof doubled, number>(true);
   const label = await cache.withLock(1, () => 'sync');
   exact<typeof label, string>(true);
+  const signalled = await cache.withLock('job', async (held, signal) => {
+    exact<typeof signal, CacheModule.AbortSignalLike>(true);
+    return signal === held.signal && !signal.aborted;
+  });
+  exact<typeof signalled, boolean>(true);
+  const lost = await cache.lock('watched', { autoExtend: true });
+  lost.on('lost', (err) => {
+    exact<typeof err, CacheModule.CacheError>(true);
+    const reason: unknown = lost.signal.reason;
+    void [err.code === 'ERR_LOCK_LOST', reason];
+  });
+  lost.once('lost', () => {}).off('lost', () => {});
+  // @ts-expect-error a Lock emits only 'lost'
+  lost.on('released', () => {});
+  // @ts-expect-error the signal is read-only
+  lost.signal = lost.signal;
 
   // ---- getOrSet -----------------------------------------------------------
   const profile = await cache.getOrSet<User>('user:1', async (ctx) => {
@@ -300,6 +316,20 @@ export async function everything(): Promise<void> {
   exact<typeof stats.server.mode, 'standalone' | 'cluster'>(true);
   const nodes: string[] = stats.server.nodes;
   void [hitRatePct, usedMb, counters, connected, version, nodes];
+  const windowed = await cache.getStats({ reset: true });
+  const gets: CacheModule.OperationStats | undefined = windowed.byOperation.get;
+  const p99: number | undefined = windowed.byOperation.mget?.p99;
+  void [gets?.count, gets?.errors, gets?.p50, gets?.p90, gets?.max, p99];
+  // @ts-expect-error reset is a boolean
+  await cache.getStats({ reset: 'yes' });
+  // @ts-expect-error byOperation names operation kinds
+  void windowed.byOperation.fetch;
+  const exposition: string = cache.metrics();
+  const roundTripMs: number = await cache.ping();
+  void [exposition, roundTripMs];
+  const onCommand = (ctx: CacheModule.CommandContext): string =>
+    ctx.operation === 'invalidate' ? `${ctx.strategy} ${ctx.argument} on ${ctx.server}` : `${ctx.operation} ${ctx.key ?? ctx.keyCount} ${ctx.error?.code ?? ''}`;
+  void onCommand;
 
   // ---- events -------------------------------------------------------------
   const onError = (err: CacheModule.CacheError): void => {
@@ -350,6 +380,7 @@ export async function everything(): Promise<void> {
     | 'ERR_READONLY'
     | 'ERR_UNAVAILABLE'
     | 'ERR_LOCK_NOT_ACQUIRED'
+    | 'ERR_LOCK_LOST'
     | 'ERR_UNKNOWN_PATTERN'
     | 'ERR_UNKNOWN_STRATEGY'
     | 'ERR_FACTORY_TIMEOUT'
