@@ -40,7 +40,7 @@ function localCacheOptions(o) {
   }
   const out = { ...DEFAULTS };
   for (const name of Object.keys(DEFAULTS)) {
-    const v = o[name];
+    const v = Object.hasOwn(o, name) ? o[name] : undefined;
     if (v === undefined) continue;
     if (typeof v !== 'number') throw typeError(`options.localCache.${name} must be a number, got ${describe(v)}`);
     const ok = name === 'ttl' ? v > 0 && v <= 2 ** 31 / 1000

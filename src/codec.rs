@@ -34,6 +34,15 @@ impl Codec {
     self.join("tag:", tag)
   }
 
+  /// The record of the tags a stored key was last written with (a JSON
+  /// array text, with the key's expiry), so that expire() can move the
+  /// key's expiry in those tags' indexes too.
+  pub fn tag_record(&self, stored: &[u8]) -> Vec<u8> {
+    let mut out = self.join("tags:", "");
+    out.extend_from_slice(stored.strip_prefix(self.prefix.as_bytes()).unwrap_or(stored));
+    out
+  }
+
   /// A lock's key: the name is a cluster hash tag, so that the lock and
   /// its fencing counter (the same key plus `:fence`) share a slot.
   pub fn lock_key(&self, key: &str) -> Vec<u8> {
@@ -119,6 +128,7 @@ mod tests {
     assert!(c.key("").is_err());
     assert!(c.key("__fluxor__:tag:x").is_err());
     assert_eq!(c.tag_index("t"), b"app:__fluxor__:tag:t");
+    assert_eq!(c.tag_record(b"app:user:1"), b"app:__fluxor__:tags:user:1");
     assert_eq!(c.lock_key("r"), b"app:__fluxor__:lock:{r}");
     assert_eq!(c.fence_key("r"), b"app:__fluxor__:lock:{r}:fence");
     assert_eq!(c.user_key(b"app:__fluxor__:lock:{r}"), None);

@@ -2,7 +2,7 @@
 //! path every command takes.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Instant;
 
 use redis::{Cmd, Value};
@@ -62,8 +62,9 @@ impl Engine {
     describe(&self.opts.target)
   }
 
-  /// Opens a new connection and makes it the current one.
-  pub async fn connect(self: &Arc<Self>) -> Result<()> {
+  /// Opens a new connection and makes it the current one. Resolves the
+  /// server's eviction policy when it may evict lock keys (eviction.rs).
+  pub async fn connect(self: &Arc<Self>) -> Result<Option<String>> {
     let generation = self.generations.fetch_add(1, Ordering::Relaxed) + 1;
     let engine = Arc::downgrade(self);
     let on_lost = Arc::new(move |err: CacheError| {
@@ -72,21 +73,34 @@ impl Engine {
       }
     });
     let conn = Connection::open(&self.opts, on_lost).await?;
-    let old = std::mem::replace(&mut *self.state.write().unwrap(), State::Ready(Current { conn, generation }));
+    let eviction = crate::eviction::unsafe_policy(&conn).await;
+    let old = std::mem::replace(&mut *self.state_mut(), State::Ready(Current { conn, generation }));
     if let State::Ready(old) = old {
       old.conn.close();
     }
-    Ok(())
+    Ok(eviction)
   }
 
   pub fn disconnect(&self) {
-    if let State::Ready(current) = std::mem::replace(&mut *self.state.write().unwrap(), State::Idle) {
+    let old = std::mem::replace(&mut *self.state_mut(), State::Idle);
+    // Closing completes what is pending: not under the lock.
+    if let State::Ready(current) = old {
       current.conn.close();
     }
   }
 
+  // The state is replaced whole under the lock, so a panic elsewhere cannot
+  // leave it half-written: a poisoned lock is as good as any.
+  fn state(&self) -> RwLockReadGuard<'_, State> {
+    self.state.read().unwrap_or_else(PoisonError::into_inner)
+  }
+
+  fn state_mut(&self) -> RwLockWriteGuard<'_, State> {
+    self.state.write().unwrap_or_else(PoisonError::into_inner)
+  }
+
   pub fn connection(&self) -> Result<Current> {
-    match &*self.state.read().unwrap() {
+    match &*self.state() {
       State::Ready(current) => Ok(current.clone()),
       State::Lost(err) => Err(err.clone()),
       State::Idle => Err(CacheError::not_connected()),
@@ -95,21 +109,21 @@ impl Engine {
 
   /// The standalone connection's socket, when that is what is in use.
   pub fn standalone(&self) -> Option<Arc<crate::multiplex::Multiplexed>> {
-    match &*self.state.read().unwrap() {
+    match &*self.state() {
       State::Ready(Current { conn: Connection::Standalone(mux), .. }) => Some(mux.clone()),
       _ => None,
     }
   }
 
   pub fn is_connected(&self) -> bool {
-    matches!(&*self.state.read().unwrap(), State::Ready(_))
+    matches!(&*self.state(), State::Ready(_))
   }
 
   /// Marks connection `generation` lost (unless a newer one replaced it) so
   /// that commands fail fast until the JS face reconnects, and says so.
   fn lost(&self, generation: u64, err: CacheError) {
     {
-      let mut state = self.state.write().unwrap();
+      let mut state = self.state_mut();
       if !matches!(&*state, State::Ready(c) if c.generation == generation) {
         return;
       }
@@ -165,7 +179,7 @@ impl Engine {
     let engine = self.clone();
     napi::bindgen_prelude::spawn(async move {
       let Ok(conn) = Connection::open(&engine.opts, Arc::new(|_| {})).await else { return };
-      let mut state = engine.state.write().unwrap();
+      let mut state = engine.state_mut();
       if matches!(&*state, State::Ready(c) if c.generation == generation) {
         *state = State::Ready(Current { conn, generation });
       }
@@ -241,6 +255,7 @@ impl Engine {
         "version": server.version,
         "mode": if self.opts.is_cluster() { "cluster" } else { "standalone" },
         "nodes": nodes,
+        "evictionPolicy": server.eviction_policy,
       },
     }) else {
       unreachable!("an object")
@@ -292,17 +307,30 @@ impl Engine {
     let engine = self.clone();
     let started = Instant::now();
     self.send(cmds, move |mut outcomes| {
+      let mut then = Vec::new();
       let elapsed = started.elapsed();
       let replies: Vec<Reply> = ops
         .into_iter()
         .zip(spans)
-        .map(|(op, span)| match op.and_then(|op| op.reply(&mut outcomes[span], &engine.stats)) {
-          Ok(reply) => reply,
-          Err(e) => engine.reply_err(e),
+        .map(|(op, span)| {
+          let outcomes = &mut outcomes[span];
+          match op.and_then(|op| {
+            op.follow_up(&engine.codec, outcomes, &mut then);
+            op.reply(outcomes, &engine.stats)
+          }) {
+            Ok(reply) => reply,
+            Err(e) => engine.reply_err(e),
+          }
         })
         .collect();
       engine.stats.record_ops(kinds.into_iter().zip(&replies).map(|(k, r)| (k, matches!(r, Reply::Err(_)))), Some(elapsed));
-      deliver(replies)
+      if then.is_empty() {
+        deliver(replies)
+      } else {
+        // A second round some operations need (expire.rs); the batch is
+        // answered once it is done.
+        engine.send(then, move |_| deliver(replies));
+      }
     });
   }
 

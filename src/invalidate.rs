@@ -19,6 +19,21 @@ use crate::error::{CacheError, Code, Result};
 /// Keys a SCAN or ZSCAN page asks for.
 const PAGE: usize = 1000;
 
+/// Runs the built-in strategy `kind` (cascade, tag or pattern) and counts
+/// what it removed.
+pub async fn run(engine: &Arc<Engine>, kind: &str, arg: &str) -> Result<u64> {
+  let removed = match kind {
+    "cascade" => cascade(engine, arg).await?,
+    "tag" => tag(engine, arg).await?,
+    "pattern" => pattern(engine, arg).await?,
+    other => return Err(CacheError::new(Code::UnknownStrategy, format!("unknown invalidation strategy {other:?}"))),
+  };
+  crate::stats::add(&engine.stats.deletes, removed);
+  // Whatever it removed, no getOrSet factory in flight writes back over it.
+  crate::getorset::cancel_leases(engine).await?;
+  Ok(removed)
+}
+
 /// Removes every key under keyPrefix whose unprefixed name matches `glob`.
 pub async fn pattern(engine: &Arc<Engine>, glob: &str) -> Result<u64> {
   scan_unlink(engine, engine.codec.scan_pattern(glob)).await
@@ -47,7 +62,13 @@ pub async fn tag(engine: &Arc<Engine>, tag: &str) -> Result<u64> {
     // Members and scores alternate.
     let members: Vec<Vec<u8>> = items.into_iter().step_by(2).filter(|m| engine.codec.user_key(m).is_some()).collect();
     if !members.is_empty() {
-      removed += sum(&engine.run(unlink(members, cluster)).await?)?;
+      // The members' records of their tags go too (expire.rs); only the
+      // members are counted.
+      let records = members.iter().map(|m| engine.codec.tag_record(m)).collect();
+      let mut cmds = unlink(members, cluster);
+      let counted = cmds.len();
+      cmds.extend(unlink(records, cluster));
+      removed += sum(&engine.run(cmds).await?[..counted])?;
     }
     if next == 0 {
       break;

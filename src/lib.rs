@@ -13,8 +13,11 @@ mod connection;
 mod deliver;
 mod engine;
 mod error;
+mod eviction;
+mod expire;
 mod getorset;
 mod invalidate;
+mod js_string;
 mod lock;
 mod metrics;
 mod multiplex;
@@ -31,7 +34,7 @@ static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::ptr;
 use std::sync::{Arc, Mutex};
 
-use napi::bindgen_prelude::{Function, Null, ToNapiValue, TypeName};
+use napi::bindgen_prelude::{Function, Null, PromiseRaw, ToNapiValue, TypeName};
 use napi::{sys, Env, Status, ValueType};
 use napi_derive::napi;
 
@@ -123,13 +126,12 @@ impl CacheEngine {
     self.engine.is_connected()
   }
 
-  /// Connects (or reconnects) and PINGs. Resolves null, or the Error.
-  #[napi(ts_return_type = "Promise<null | Error>")]
-  pub async fn connect(&self) -> Reply {
-    match self.engine.connect().await {
-      Ok(()) => Reply::Nil,
-      Err(e) => Reply::Err(e),
-    }
+  /// Connects (or reconnects) and PINGs. Resolves null, the server's
+  /// eviction policy when it may evict lock keys, or the Error.
+  #[napi(ts_return_type = "Promise<null | string | Error>")]
+  pub fn connect<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, Reply>> {
+    let engine = self.engine.clone();
+    env.spawn_future(async move { Ok(reply(engine.connect().await.map(|policy| policy.map_or(Reply::Nil, Reply::Str)))) })
   }
 
   /// Sends batch `id` of hot-path operations (wire format: src/ops.rs); its
@@ -149,32 +151,21 @@ impl CacheEngine {
     self.deliver.hold(&env, active)
   }
 
-  /// A built-in strategy: `kind` is cascade, tag or pattern. Resolves the
-  /// number of cache keys removed, or the Error.
-  #[napi(ts_return_type = "Promise<number | Error>")]
-  pub async fn invalidate(&self, kind: String, arg: String) -> Reply {
-    let e = &self.engine;
-    let removed = match kind.as_str() {
-      "cascade" => invalidate::cascade(e, &arg).await,
-      "tag" => invalidate::tag(e, &arg).await,
-      "pattern" => invalidate::pattern(e, &arg).await,
-      other => Err(CacheError::new(error::Code::UnknownStrategy, format!("unknown invalidation strategy {other:?}"))),
-    };
-    if let Ok(n) = removed {
-      stats::add(&e.stats.deletes, n);
-    }
-    // Whatever it removed, no getOrSet factory in flight writes back over it.
-    let removed = match removed {
-      Ok(n) => getorset::cancel_leases(e).await.map(|()| n),
-      err => err,
-    };
-    reply(removed.map(|n| Reply::Int(n as i64)))
+  /// Call `id`: a built-in strategy (`kind`: cascade, tag or pattern). Its
+  /// reply, the number of cache keys removed or the Error, arrives through
+  /// `onReplies` like a batch's.
+  #[napi]
+  pub fn invalidate(&self, id: u32, kind: String, arg: String) {
+    let engine = self.engine.clone();
+    self.answer(id, async move { invalidate::run(&engine, &kind, &arg).await.map(|n| Reply::Int(n as i64)) });
   }
 
-  /// `getStats()` as JSON text, or the Error; `reset` starts a new window.
-  #[napi(ts_return_type = "Promise<string | Error>")]
-  pub async fn stats(&self, reset: bool) -> Reply {
-    reply(self.engine.stats_json(reset).await.map(Reply::Str))
+  /// Call `id`: `getStats()` as JSON text, or the Error, through
+  /// `onReplies`; `reset` starts a new window.
+  #[napi]
+  pub fn stats(&self, id: u32, reset: bool) {
+    let engine = self.engine.clone();
+    self.answer(id, async move { engine.stats_json(reset).await.map(Reply::Str) });
   }
 
   /// `metrics()`: Prometheus text exposition of this instance's figures.
@@ -210,6 +201,17 @@ impl CacheEngine {
   #[napi]
   pub fn clock(&self) -> i64 {
     tracking::clock_us()
+  }
+}
+
+impl CacheEngine {
+  /// Runs `work` and hands its reply to JS as batch `id`. Work that takes
+  /// round trips owns what it uses (never `&self`, which a worker's ending
+  /// frees) and answers through the batches' delivery, which knows when the
+  /// JS environment is gone.
+  fn answer(&self, id: u32, work: impl std::future::Future<Output = error::Result<Reply>> + Send + 'static) {
+    let deliver = self.deliver.clone();
+    napi::bindgen_prelude::spawn(async move { deliver.send(id, vec![reply(work.await)]) });
   }
 }
 
@@ -264,9 +266,8 @@ impl ToNapiValue for Reply {
       Reply::Nil => Null::to_napi_value(env, Null),
       Reply::Bool(b) => bool::to_napi_value(env, b),
       Reply::Int(i) => i64::to_napi_value(env, i),
-      Reply::Str(s) => String::to_napi_value(env, s),
-      Reply::List(items) => Vec::<Option<String>>::to_napi_value(env, items),
-      Reply::Json(text) => String::to_napi_value(env, text),
+      Reply::Str(s) | Reply::Json(s) => js_string::string(env, s),
+      Reply::List(items) => js_string::list(env, items),
       Reply::Err(e) => create_error(env, e),
     }
   }
