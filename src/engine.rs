@@ -39,23 +39,11 @@ pub struct Engine {
   state: RwLock<State>,
   generations: AtomicU64,
   events: Events,
-  /// When (ms since `born`) a cluster connection was last rebuilt.
-  rebuilt_at: AtomicU64,
-  born: Instant,
 }
 
 impl Engine {
   pub fn new(opts: Options, events: Events) -> Engine {
-    Engine {
-      codec: Codec::new(&opts.key_prefix),
-      opts,
-      stats: Stats::default(),
-      state: RwLock::new(State::Idle),
-      generations: AtomicU64::new(0),
-      events,
-      rebuilt_at: AtomicU64::new(0),
-      born: Instant::now(),
-    }
+    Engine { codec: Codec::new(&opts.key_prefix), opts, stats: Stats::default(), state: RwLock::new(State::Idle), generations: AtomicU64::new(0), events }
   }
 
   pub fn addr(&self) -> String {
@@ -115,6 +103,14 @@ impl Engine {
     }
   }
 
+  /// The cluster connection, when that is what is in use.
+  pub fn cluster(&self) -> Option<Arc<crate::cluster::Cluster>> {
+    match &*self.state() {
+      State::Ready(Current { conn: Connection::Cluster(cluster), .. }) => Some(cluster.clone()),
+      _ => None,
+    }
+  }
+
   pub fn is_connected(&self) -> bool {
     matches!(&*self.state(), State::Ready(_))
   }
@@ -148,7 +144,8 @@ impl Engine {
       cmds,
       Box::new(move |outcomes: Vec<Outcome>| {
         engine.stats.record_latency(started.elapsed(), n);
-        let failed = |o: &Outcome| matches!(o, Err(e) if e.is_connection_lost() || e.code == Code::Timeout);
+        // A cluster reconnects its nodes itself: one node down is not the
+        // whole cache lost.
         if !engine.is_cluster() {
           // The server's connection broke (or, behind sentinels, the server
           // was demoted to a replica): commands fail fast until the JS face
@@ -157,33 +154,10 @@ impl Engine {
           if let Some(Err(err)) = outcomes.iter().find(|o| matches!(o, Err(e) if e.is_connection_lost() || (sentinel && e.code == Code::ReadOnly))) {
             engine.lost(generation, err.clone());
           }
-        } else if outcomes.iter().any(failed) {
-          // A cluster client reconnects its nodes itself, so one node down is
-          // not the whole cache lost; but after a failover redis-rs can keep
-          // waiting on a dead node, so rebuild the client in the background.
-          engine.rebuild_cluster(generation);
         }
         done(outcomes)
       }),
     );
-  }
-
-  /// Opens a fresh cluster client and swaps it in when it is ready, at most
-  /// once a second; commands keep using the old one meanwhile.
-  fn rebuild_cluster(self: &Arc<Self>, generation: u64) {
-    let now = self.born.elapsed().as_millis() as u64;
-    let last = self.rebuilt_at.load(Ordering::Relaxed);
-    if now.saturating_sub(last) < 1000 || self.rebuilt_at.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_err() {
-      return;
-    }
-    let engine = self.clone();
-    napi::bindgen_prelude::spawn(async move {
-      let Ok(conn) = Connection::open(&engine.opts, Arc::new(|_| {})).await else { return };
-      let mut state = engine.state_mut();
-      if matches!(&*state, State::Ready(c) if c.generation == generation) {
-        *state = State::Ready(Current { conn, generation });
-      }
-    });
   }
 
   /// `send`, awaited, for everything off the hot path: the first error
@@ -197,6 +171,15 @@ impl Engine {
   /// The servers that hold data (every master in a cluster).
   pub async fn masters(&self) -> Result<Vec<Node>> {
     self.connection()?.conn.masters().await
+  }
+
+  /// In a cluster, what the masters say of their slots and migrations
+  /// (cluster.rs `layout`); empty on one server.
+  pub async fn layout(&self) -> Result<String> {
+    match self.connection()?.conn {
+      Connection::Cluster(cluster) => cluster.layout().await,
+      _ => Ok(String::new()),
+    }
   }
 
   /// `run` on one node.

@@ -8,6 +8,7 @@
 
 #![deny(clippy::all)]
 
+mod cluster;
 mod codec;
 mod connection;
 mod deliver;
@@ -140,6 +141,8 @@ impl CacheEngine {
   pub fn exec(&self, env: Env, id: u32, ops: Vec<String>) {
     if let Some(mux) = self.engine.standalone() {
       mux.watch_from_js(env.raw(), || self.deliver.js_turn());
+    } else if let Some(cluster) = self.engine.cluster() {
+      cluster.watch_from_js(env.raw(), || self.deliver.js_turn());
     }
     let deliver = self.deliver.clone();
     self.engine.exec(&ops, move |replies| deliver.send(id, replies));
