@@ -115,10 +115,12 @@ declare namespace CacheModule {
     db?: number;
     /**
      * `redis://[[user]:password@]host[:port][/db][?db=N]`, `rediss://…` for
-     * TLS, or `redis+sentinel://[[user]:password@]host[:port][,host[:port]…]/name[/db]`
+     * TLS, `unix:///path/to/redis.sock[?db=N]`, or
+     * `redis+sentinel://[[user]:password@]host[:port][,host[:port]…]/name[/db]`
      * (the user and password are the master's); overrides host, port, db and
      * every `REDIS_*` variable. Default: env `REDIS_URL` when no host, port,
-     * url or sentinels are given.
+     * path, url or sentinels are given. A `#insecure` fragment is refused:
+     * say `tls: { rejectUnauthorized: false }` instead.
      */
     url?: string;
     /** CLIENT SETNAME on every connection (not sent to cluster nodes): printable ASCII, no spaces. */
@@ -131,6 +133,14 @@ declare namespace CacheModule {
     sentinelUsername?: string;
     /** Redis Sentinel: password of the sentinels (not the master: that is `password`). */
     sentinelPassword?: string;
+    /** A unix socket to connect to instead of host and port. */
+    path?: string;
+    /**
+     * TCP keepalive, so that a silently dead peer is noticed: `true`, `false`,
+     * or the MILLISECONDS of idle before the first probe (and between probes,
+     * rounded up to whole seconds). Default `true` (5000 ms).
+     */
+    keepAlive?: boolean | number;
     /** TLS to the server(s): `true`, or the certificates to use. Default false. */
     tls?: boolean | TlsOptions;
     /** Connect to a Redis Cluster through `clusterNodes`. Default false. */
@@ -368,7 +378,7 @@ declare namespace CacheModule {
     grace?: number;
     /** Soft timeout, MILLISECONDS: with a stale value, a slower factory is not waited for (it finishes and stores in the background). */
     timeout?: number;
-    /** MILLISECONDS: past it, the call rejects with `ERR_FACTORY_TIMEOUT` (or serves the stale value); the factory still finishes and stores. */
+    /** MILLISECONDS from Redis's first reply (a Redis that does not answer adds up to `commandTimeout`): past it, the call rejects with `ERR_FACTORY_TIMEOUT` (or serves the stale value); the factory still finishes and stores. */
     hardTimeout?: number;
     /** A fraction of `ttl` in (0, 1): the first read after it starts one background refresh. */
     refreshAhead?: number;

@@ -3,7 +3,7 @@
 // Real redis-server processes for the tests: each on a free loopback port,
 // stopped by pid when the test file ends (also when it fails). No mocks.
 
-const { spawn } = require('node:child_process');
+const { execFileSync, spawn } = require('node:child_process');
 const fs = require('node:fs');
 const net = require('node:net');
 const os = require('node:os');
@@ -72,6 +72,49 @@ async function startRedis({ port, args = [] } = {}) {
   }
   await server.stop('SIGKILL');
   throw new Error(`redis-server on port ${port} did not start`);
+}
+
+/**
+ * Certificates for TLS tests and the bench, made with openssl in `dir`: a CA
+ * (`ca.crt`), a server certificate it signed for localhost and 127.0.0.1
+ * (`server.crt`, `server.key`), and an unrelated CA (`other-ca.crt`).
+ */
+function makeCerts(dir) {
+  const ssl = (...args) => execFileSync('openssl', args, { cwd: dir, stdio: 'ignore' });
+  for (const ca of ['ca', 'other-ca']) {
+    ssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', `/CN=${ca}`, '-keyout', `${ca}.key`, '-out', `${ca}.crt`);
+  }
+  ssl('req', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=localhost', '-keyout', 'server.key', '-out', 'server.csr');
+  fs.writeFileSync(path.join(dir, 'san.ext'), 'subjectAltName=DNS:localhost,IP:127.0.0.1\n');
+  ssl('x509', '-req', '-in', 'server.csr', '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '2', '-extfile', 'san.ext', '-out', 'server.crt');
+}
+
+/**
+ * A redis-server with a TLS port beside its plain one (for raw clients):
+ * `server.tlsPort`, `server.ca` (PEM Buffer), `server.certs` (the directory,
+ * made here unless given, and then removed by `stop`).
+ */
+async function startTlsRedis({ args = [], port, tlsPort, certs } = {}) {
+  const own = !certs;
+  if (own) {
+    certs = fs.mkdtempSync(path.join(os.tmpdir(), 'fluxor-tls-'));
+    makeCerts(certs);
+  }
+  tlsPort = tlsPort ?? (await freePort());
+  const server = await startRedis({
+    port,
+    args: ['--tls-port', String(tlsPort), '--tls-cert-file', path.join(certs, 'server.crt'), '--tls-key-file', path.join(certs, 'server.key'), '--tls-ca-cert-file', path.join(certs, 'ca.crt'), '--tls-auth-clients', 'no', ...args],
+  });
+  const stop = server.stop;
+  return Object.assign(server, {
+    tlsPort,
+    certs,
+    ca: fs.readFileSync(path.join(certs, 'ca.crt')),
+    async stop(signal) {
+      await stop(signal);
+      if (own) fs.rmSync(certs, { recursive: true, force: true });
+    },
+  });
 }
 
 /** A minimal RESP2 client over a raw socket, to read what the module wrote. */
@@ -192,4 +235,4 @@ async function closeCache({ server, raw, cache }) {
   await server.stop();
 }
 
-module.exports = { startRedis, rawClient, freePort, runNode, sleep, openCache, closeCache };
+module.exports = { startRedis, startTlsRedis, makeCerts, rawClient, freePort, runNode, sleep, openCache, closeCache };

@@ -5,13 +5,12 @@
 
 const test = require('node:test');
 const assert = require('node:assert/strict');
-const { execFileSync } = require('node:child_process');
 const fs = require('node:fs');
 const net = require('node:net');
 const os = require('node:os');
 const path = require('node:path');
 const CacheModule = require('..');
-const { startRedis, freePort, sleep } = require('./harness');
+const { startRedis, freePort, sleep, makeCerts } = require('./harness');
 
 const unhandled = [];
 process.on('unhandledRejection', (reason) => unhandled.push(reason));
@@ -145,16 +144,6 @@ test('db selects the database', async (t) => {
   raw.close();
   await cache.disconnect();
 });
-
-function makeCerts(dir) {
-  const ssl = (...args) => execFileSync('openssl', args, { cwd: dir, stdio: 'ignore' });
-  for (const ca of ['ca', 'other-ca']) {
-    ssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', `/CN=${ca}`, '-keyout', `${ca}.key`, '-out', `${ca}.crt`);
-  }
-  ssl('req', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=localhost', '-keyout', 'server.key', '-out', 'server.csr');
-  fs.writeFileSync(path.join(dir, 'san.ext'), 'subjectAltName=DNS:localhost,IP:127.0.0.1\n');
-  ssl('x509', '-req', '-in', 'server.csr', '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '2', '-extfile', 'san.ext', '-out', 'server.crt');
-}
 
 test('TLS: a self-signed CA made here is trusted through tls.ca or a rediss:// URL; the wrong CA is refused', async (t) => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fluxor-tls-'));

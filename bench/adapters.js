@@ -2,13 +2,14 @@
 
 // One interface over every client the benchmark compares. Each stores JSON
 // text with a TTL, as the cache does, so every client does the same work.
+// `tls` ({ ca }) connects over TLS.
 
 const TTL = 3600;
 
 /** This package, as built in `dir`. */
-const fluxorAt = (dir) => async (port) => {
+const fluxorAt = (dir) => async (port, tls) => {
   const CacheModule = require(dir);
-  const cache = new CacheModule({ host: '127.0.0.1', port, keyPrefix: '', defaultTTL: TTL });
+  const cache = new CacheModule({ host: '127.0.0.1', port, tls, keyPrefix: '', defaultTTL: TTL });
   await cache.initialize();
   return {
     get: (k) => cache.get(k),
@@ -27,21 +28,21 @@ const fluxorAt = (dir) => async (port) => {
 };
 
 /** This package with every operation traced: no-op handlers on all five events of its TracingChannel. */
-const tracedAt = (dir) => async (port) => {
+const tracedAt = (dir) => async (port, tls) => {
   const noop = () => {};
   require('node:diagnostics_channel').tracingChannel('fluxor:command').subscribe({ start: noop, end: noop, asyncStart: noop, asyncEnd: noop, error: noop });
-  return fluxorAt(dir)(port);
+  return fluxorAt(dir)(port, tls);
 };
 
 const adapters = {
   fluxor: fluxorAt('..'),
   'fluxor-traced': tracedAt('..'),
-  ioredis: (port) => ioredis(port, false),
-  'ioredis-auto': (port) => ioredis(port, true),
+  ioredis: (port, tls) => ioredis(port, false, tls),
+  'ioredis-auto': (port, tls) => ioredis(port, true, tls),
 
-  async 'node-redis'(port) {
+  async 'node-redis'(port, tls) {
     const { createClient } = require('redis');
-    const client = createClient({ socket: { host: '127.0.0.1', port } });
+    const client = createClient({ socket: { host: '127.0.0.1', port, ...(tls && { tls: true, ca: tls.ca }) } });
     await client.connect();
     const parse = (s) => (s === null ? null : JSON.parse(s));
     return {
@@ -112,9 +113,9 @@ Object.assign(adapters, cacheAside);
 const ACQUIRE = "if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return redis.call('INCR', KEYS[2]) end return 0";
 const RELEASE = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end";
 
-async function ioredis(port, enableAutoPipelining) {
+async function ioredis(port, enableAutoPipelining, tls) {
   const Redis = require('ioredis');
-  const redis = new Redis({ host: '127.0.0.1', port, enableAutoPipelining, lazyConnect: true });
+  const redis = new Redis({ host: '127.0.0.1', port, enableAutoPipelining, lazyConnect: true, tls });
   await redis.connect();
   const parse = (s) => (s === null ? null : JSON.parse(s));
   return {

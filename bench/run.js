@@ -6,11 +6,13 @@
 // server gives the ceiling. `fluxor-traced` is this package with a
 // subscriber on its TracingChannel: the cost of tracing every operation.
 // Then the same on a 3-master Redis Cluster, and a failover
-// (bench/cluster.js). Prints a table, writes bench/results/latest.json and
-// bench/results/chart.svg. A second section compares getOrSet with
-// bentocache and cache-manager (`--only getOrSet` runs it alone); a third
-// the near cache (localCache) with other in-process tiers, with its
-// coherence delay, tracking cost and memory (`--only near`).
+// (bench/cluster.js). The `tls …` workloads run against a TLS port of the
+// standalone server (certificates made with openssl). Prints a table,
+// writes bench/results/latest.json and bench/results/chart.svg. A second
+// section compares getOrSet with bentocache and cache-manager (`--only
+// getOrSet` runs it alone); a third the near cache (localCache) with
+// other in-process tiers, with its coherence delay, tracking cost and
+// memory (`--only near`).
 //
 //   npm run bench -- [--rounds 3] [--seconds 2] [--only substring] [--clients a,b] [--no-wait]
 //
@@ -21,7 +23,7 @@ const { execFileSync, spawn } = require('node:child_process');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
-const { startRedis } = require('../__test__/harness');
+const { startRedis, startTlsRedis } = require('../__test__/harness');
 const { workloads } = require('./workloads');
 const { nearExtras } = require('./nearcache');
 const { chart } = require('./chart');
@@ -78,9 +80,11 @@ async function waitQuiet() {
   return false;
 }
 
-function runWorker(client, name, target) {
+function runWorker(client, name, server) {
+  // A TLS workload: the TLS port, and the CA file to trust.
+  const [target, ...ca] = workloads[name]?.tls ? [server.tlsPort, path.join(server.certs, 'ca.crt')] : [server.target ?? server.port];
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [path.join(__dirname, 'worker.js'), client, name, String(target), String(SECONDS)], {
+    const child = spawn(process.execPath, [path.join(__dirname, 'worker.js'), client, name, String(target), String(SECONDS), ...ca], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let out = '';
@@ -107,7 +111,7 @@ async function measure(server, client, name) {
     const redisCpu0 = redisCpu();
     const cpu0 = cpuTimes();
     const t0 = Date.now();
-    const result = w.kind === 'herd' ? await runHerd(client, w, server.port) : await runWorker(client, name, server.target ?? server.port);
+    const result = w.kind === 'herd' ? await runHerd(client, w, server.port) : await runWorker(client, name, server);
     const wallMs = Date.now() - t0;
     const cpu1 = cpuTimes();
     const machineMs = ((cpu1.busy - cpu0.busy) / hz) * 1000;
@@ -155,8 +159,10 @@ async function rounds(server, names, clientsFor, results) {
 }
 
 async function main() {
-  const server = await startRedis({ args: ['--enable-debug-command', 'yes'] });
   const names = Object.keys(workloads).filter((n) => n.includes(ONLY));
+  // A TLS port beside the plain one when a TLS workload runs.
+  const start = names.some((n) => workloads[n].tls) ? startTlsRedis : startRedis;
+  const server = await start({ args: ['--enable-debug-command', 'yes'] });
   const results = {}; // name -> client -> [runs]
   const main = names.filter((n) => !workloads[n].clients);
   const aside = names.filter((n) => workloads[n].clients && !workloads[n].near);

@@ -8,8 +8,10 @@ const { workloads } = require('./workloads');
 const { clusterAdapters, clusterWorkloads, isCluster, seedsOf } = require('./cluster');
 
 async function main() {
-  const [client, name, target, seconds] = process.argv.slice(2);
-  const api = isCluster(target) ? await clusterAdapters[client](seedsOf(target)) : await adapters[client](Number(target));
+  const [client, name, target, seconds, ca] = process.argv.slice(2);
+  // With a CA file: TLS to that port, trusting it.
+  const tls = ca ? { ca: require('node:fs').readFileSync(ca) } : undefined;
+  const api = isCluster(target) ? await clusterAdapters[client](seedsOf(target)) : await adapters[client](Number(target), tls);
   const w = workloads[name] ?? clusterWorkloads[name];
   const ctx = await (w.setup ? w.setup(api) : {});
   const result = w.kind === 'once' ? await once(api, w, ctx) : await loop(api, w, ctx, Number(seconds));

@@ -80,6 +80,12 @@ const workloads = {
   },
 };
 
+// The same workloads over TLS, against a TLS port of the bench's server
+// (bench/run.js makes its certificates with openssl).
+for (const name of ['get 100B c1', 'get 100B c64', 'set 100B c1', 'set 100B c64', 'mix 80/20 c64', 'mget 100 keys c8']) {
+  workloads[`tls ${name}`] = { ...workloads[name], tls: true };
+}
+
 // getOrSet against the cache-aside libraries (bench/adapters.js), each over
 // Redis alone: hits on 1000 stored keys, and a herd on one cold key
 // (bench/herd.js: processes x calls at once, a 50 ms factory).

@@ -29,8 +29,10 @@ use tokio::time::Instant;
 
 use crate::connection::{open_node, query, Done, Outcome};
 use crate::error::{CacheError, Code, Result};
-use crate::multiplex::{JsTurn, Multiplexed};
+use crate::js_poll::JsTurn;
+use crate::multiplex::Multiplexed;
 use crate::options::{addr_of, Options};
+use crate::transport::Transport;
 
 pub const SLOTS: usize = 16384;
 /// Redirections followed at once; past that, the command waits for a
@@ -154,6 +156,8 @@ struct Refresh {
 pub struct Cluster {
   seeds: Vec<Addr>,
   redis: RedisConnectionInfo,
+  /// TLS (the tls option or rediss:// seeds) and keepalive, for every node.
+  transport: Transport,
   /// connectionName, for CLIENT SETNAME.
   name: Option<String>,
   timeout: Duration,
@@ -226,7 +230,9 @@ impl Batch {
 impl Cluster {
   /// Reads the slot map from the first seed that answers.
   pub async fn open(seeds: &[ConnectionInfo], opts: &Options) -> Result<Arc<Cluster>> {
+    let transport = Transport::from_options(opts)?;
     let cluster = Arc::new_cyclic(|me| Cluster {
+      transport,
       seeds: seeds.iter().filter_map(|s| Addr::parse(&addr_of(s))).collect(),
       redis: seeds.first().map(|s| s.redis_settings().clone()).unwrap_or_default(),
       name: opts.connection_name.clone(),
@@ -569,7 +575,7 @@ impl Cluster {
           }
         })
       };
-      let opening = open_node(&addr.host, addr.port, &cluster.redis, cluster.name.as_deref(), cluster.timeout, lost);
+      let opening = open_node(&addr.host, addr.port, &cluster.transport, &cluster.redis, cluster.name.as_deref(), cluster.timeout, lost);
       let opened = tokio::time::timeout(cluster.connect_timeout, opening)
         .await
         .unwrap_or_else(|_| Err(CacheError::timeout(&format!("connecting to {addr}"), cluster.connect_timeout.as_millis() as u64)));

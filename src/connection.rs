@@ -1,4 +1,5 @@
-//! Connections: a standalone server (one multiplexed socket) or a cluster
+//! Connections: a standalone server (one multiplexed socket: TCP, TLS or a
+//! unix socket) or a cluster
 //! (src/cluster.rs: one multiplexed socket per master, slot routing).
 //! Every command goes through `Connection::send`, which pipelines a batch,
 //! keeps the caller's order and completes it with a callback.
@@ -6,13 +7,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use redis::aio::MultiplexedConnection;
-use redis::{AsyncConnectionConfig, Client, Cmd, ConnectionAddr, ConnectionInfo, Pipeline, RedisConnectionInfo, Value};
+use redis::{Cmd, ConnectionAddr, ConnectionInfo, RedisConnectionInfo, Value};
 use tokio::sync::oneshot;
 
 use crate::cluster::{Addr, Cluster};
 use crate::error::{CacheError, Code, Result};
 use crate::multiplex::{Multiplexed, OnLost};
+use crate::transport::Transport;
 
 /// One command's outcome: its reply, or the error it got instead (a server
 /// error reply, or a failure of the connection it went to).
@@ -31,10 +32,9 @@ pub enum Node {
 
 #[derive(Clone)]
 pub enum Connection {
-  /// Plain TCP to one server: the JS-thread write path (src/multiplex.rs).
+  /// One server (TCP, TLS or a unix socket): the JS-thread write path
+  /// (src/multiplex.rs).
   Standalone(Arc<Multiplexed>),
-  /// TLS to one server, through redis-rs's multiplexed connection.
-  Tls { conn: MultiplexedConnection, timeout: Duration },
   /// One multiplexed connection per master (src/cluster.rs).
   Cluster(Arc<Cluster>),
 }
@@ -54,21 +54,6 @@ impl Connection {
     let what = describe(&opts.target);
     let connect = async {
       match &opts.target {
-        Target::Standalone(info) if matches!(info.addr(), ConnectionAddr::TcpTls { .. }) => {
-          let err = |e: redis::RedisError| CacheError::from_redis(&e, &what);
-          let client = match &opts.tls {
-            Some(certs) => Client::build_with_tls(info.clone(), certs.clone()),
-            None => Client::open(info.clone()),
-          }
-          .map_err(err)?;
-          let config = AsyncConnectionConfig::new().set_connection_timeout(Some(opts.connect_timeout)).set_response_timeout(None);
-          let mut conn = client.get_multiplexed_async_connection_with_config(&config).await.map_err(err)?;
-          redis::cmd("PING").query_async::<()>(&mut conn).await.map_err(err)?;
-          if let Some(name) = &opts.connection_name {
-            redis::cmd("CLIENT").arg("SETNAME").arg(name).query_async::<()>(&mut conn).await.map_err(err)?;
-          }
-          Ok(Connection::Tls { conn, timeout: opts.command_timeout })
-        }
         Target::Standalone(info) => open_standalone(info, opts, on_lost).await,
         // `open` looks the master up and comes back with its address.
         Target::Sentinel(_) => Err(CacheError::type_error("a Sentinel target has no address of its own")),
@@ -94,10 +79,6 @@ impl Connection {
         }
         mux.send(&packed, n, Box::new(move |result| done(outcomes(result, n))));
       }
-      Connection::Tls { conn, timeout } => {
-        let (mut conn, timeout) = (conn.clone(), *timeout);
-        napi::bindgen_prelude::spawn(async move { done(outcomes(with_timeout(timeout, "redis", pipeline(cmds).query_async(&mut conn)).await, n)) });
-      }
       Connection::Cluster(cluster) => cluster.send(cmds, done),
     }
   }
@@ -113,7 +94,7 @@ impl Connection {
   /// The servers that hold data: the one server, or every cluster master.
   pub async fn masters(&self) -> Result<Vec<Node>> {
     match self {
-      Connection::Standalone(_) | Connection::Tls { .. } => Ok(vec![Node::Standalone]),
+      Connection::Standalone(_) => Ok(vec![Node::Standalone]),
       Connection::Cluster(cluster) => Ok(cluster.masters().await?.into_iter().map(|Addr { host, port }| Node::Master { host, port }).collect()),
     }
   }
@@ -136,23 +117,43 @@ impl Connection {
     match self {
       Connection::Standalone(mux) => mux.close(CacheError::not_connected()),
       Connection::Cluster(cluster) => cluster.close(),
-      Connection::Tls { .. } => {}
     }
   }
 }
 
 async fn open_standalone(info: &ConnectionInfo, opts: &Options, on_lost: OnLost) -> Result<Connection> {
-  let ConnectionAddr::Tcp(host, port) = info.addr() else {
-    return Err(CacheError::type_error(format!("unsupported address {}", info.addr())));
+  let transport = Transport::from_options(opts)?;
+  let (redis, name, timeout) = (info.redis_settings(), opts.connection_name.as_deref(), opts.command_timeout);
+  let mux = match info.addr() {
+    ConnectionAddr::Tcp(host, port) | ConnectionAddr::TcpTls { host, port, .. } => open_node(host, *port, &transport, redis, name, timeout, on_lost).await?,
+    ConnectionAddr::Unix(path) => {
+      let mux = Multiplexed::connect_unix(path, &transport, timeout, on_lost).await?;
+      ready(mux, &path.display().to_string(), redis, name).await?
+    }
+    other => return Err(CacheError::type_error(format!("unsupported address {other}"))),
   };
-  let mux = open_node(host, *port, info.redis_settings(), opts.connection_name.as_deref(), opts.command_timeout, on_lost).await?;
   Ok(Connection::Standalone(mux))
 }
 
-/// One server's multiplexed connection, authenticated, on its db, named,
-/// PINGed: the standalone server or one cluster node.
-pub async fn open_node(host: &str, port: u16, redis: &RedisConnectionInfo, name: Option<&str>, timeout: Duration, on_lost: OnLost) -> Result<Arc<Multiplexed>> {
-  let mux = Arc::new(Multiplexed::connect(host, port, timeout, on_lost).await?);
+/// One server's multiplexed connection (TLS when `transport` says so),
+/// authenticated, on its db, named, PINGed: the standalone server or one
+/// cluster node.
+pub async fn open_node(
+  host: &str,
+  port: u16,
+  transport: &Transport,
+  redis: &RedisConnectionInfo,
+  name: Option<&str>,
+  timeout: Duration,
+  on_lost: OnLost,
+) -> Result<Arc<Multiplexed>> {
+  let mux = Multiplexed::connect(host, port, transport, timeout, on_lost).await?;
+  ready(mux, &format!("{host}:{port}"), redis, name).await
+}
+
+/// The handshake on a new connection (`addr` names it in errors).
+async fn ready(mux: Multiplexed, addr: &str, redis: &RedisConnectionInfo, name: Option<&str>) -> Result<Arc<Multiplexed>> {
+  let mux = Arc::new(mux);
   let (cmds, auth) = handshake(redis, name);
   let checked = query(&mux, cmds).await.into_iter().enumerate().try_for_each(|(i, outcome)| match outcome {
     // Any refusal of AUTH is an authentication failure (as redis-rs has it);
@@ -161,7 +162,7 @@ pub async fn open_node(host: &str, port: u16, redis: &RedisConnectionInfo, name:
       if Some(i) == auth {
         err.code = Code::Auth;
       }
-      err.message = format!("{host}:{port}: {}", err.message);
+      err.message = format!("{addr}: {}", err.message);
       Err(err)
     }
     other => other.map(drop),
@@ -222,27 +223,6 @@ fn outcomes(result: Result<Vec<Value>>, n: usize) -> Vec<Outcome> {
       .collect(),
     Err(err) => vec![Err(err); n],
   }
-}
-
-/// A redis-rs request, mapped to our errors, with ERR_TIMEOUT after `timeout`.
-async fn with_timeout<F>(timeout: Duration, addr: &str, request: F) -> Result<Vec<Value>>
-where
-  F: std::future::Future<Output = redis::RedisResult<Vec<Value>>>,
-{
-  match tokio::time::timeout(timeout, request).await {
-    Ok(Ok(values)) => Ok(values),
-    Ok(Err(e)) => Err(CacheError::from_redis(&e, addr)),
-    Err(_) => Err(CacheError::timeout(&format!("command to {addr}"), timeout.as_millis() as u64)),
-  }
-}
-
-fn pipeline(cmds: Vec<Cmd>) -> Pipeline {
-  let mut pipe = Pipeline::with_capacity(cmds.len());
-  pipe.ignore_errors();
-  for cmd in cmds {
-    pipe.add_command(cmd);
-  }
-  pipe
 }
 
 /// `host:port` (or the seed nodes) for error messages.

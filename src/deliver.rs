@@ -4,7 +4,7 @@
 //! Two ways, one callback. A batch finished on a tokio thread goes through a
 //! threadsafe function: a queue and a wake-up of the JS loop. A batch
 //! finished while the JS thread itself read the socket (its libuv loop
-//! watches it, see multiplex.rs) is handed over at once with
+//! watches it, see js_poll.rs) is handed over at once with
 //! `napi_make_callback`: no queue, no extra loop turn, and the promise
 //! callbacks and the next batch's flush run before the loop goes back to
 //! sleep. That turn is most of a round trip's cost with one request in
@@ -19,7 +19,7 @@ use napi::bindgen_prelude::{Function, ToNapiValue};
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::{sys, Env, JsValue, Status};
 
-use crate::multiplex::JsTurn;
+use crate::js_poll::JsTurn;
 use crate::ops::Reply;
 
 type Batch = (u32, Vec<Reply>);

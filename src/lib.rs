@@ -18,6 +18,7 @@ mod eviction;
 mod expire;
 mod getorset;
 mod invalidate;
+mod js_poll;
 mod js_string;
 mod lock;
 mod metrics;
@@ -27,6 +28,7 @@ mod options;
 mod sentinel;
 mod stats;
 mod tracking;
+mod transport;
 mod wake;
 
 #[global_allocator]

@@ -1,28 +1,33 @@
-//! One multiplexed TCP connection to one server, built for the JS thread.
+//! One multiplexed connection to one server (TCP or a unix socket, plain or
+//! TLS), built for the JS thread.
 //!
 //! Crossing to a tokio thread for every batch costs a thread wake-up, the
 //! biggest cost of a cache call on a small machine. So a batch is encoded
-//! and written to the socket by the caller (the JS thread) when the socket
-//! takes it. Bytes the socket does not take at once wait in a buffer that a
-//! writer task flushes, so the JS thread never blocks and order is kept.
+//! (and, with TLS, encrypted) and written to the socket by the caller (the
+//! JS thread) when the socket takes it. Bytes the socket does not take at
+//! once wait in a buffer that a writer task flushes, so the JS thread never
+//! blocks and order is kept.
 //!
-//! Replies are read and parsed (redis-rs's codec) by whoever `pump`s, and
-//! matched to batches in order. At first a tokio reader task does; once the
-//! JS thread's own loop watches the socket (`watch_from_js`), the JS thread
-//! does, and the tokio reader drops its registration, so a reply wakes one
-//! thread, not two. The reader keeps the command timeouts either way: it
-//! wakes for the oldest deadline (and then reads what a busy JS thread has
-//! not).
+//! Replies are read (decrypted) and parsed (redis-rs's codec) by whoever
+//! `pump`s, and matched to batches in order. At first a tokio reader task
+//! does; once the JS thread's own loop watches the socket (src/js_poll.rs),
+//! the JS thread does, and the tokio reader drops its registration, so a
+//! reply wakes one thread, not two. The reader keeps the command timeouts
+//! either way: it wakes for the oldest deadline (and then reads what a busy
+//! JS thread has not).
+//!
+//! Everything that changes state (the queue, the parser, the TLS session)
+//! lives under one lock, so any thread may write or read.
 
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::BytesMut;
+use bytes::{Buf, BytesMut};
 use redis::{Value, ValueCodec};
+use rustls::ClientConnection;
 use tokio::io::Interest;
 use tokio::sync::Notify;
 use tokio::task::AbortHandle;
@@ -30,6 +35,7 @@ use tokio::time::Instant;
 use tokio_util::codec::Decoder;
 
 use crate::error::{CacheError, Code, Result};
+use crate::transport::{io_why, open_tcp, open_unix, Opened, Sock, Transport};
 
 /// Completes a batch: one value per command, in order, or the error that
 /// failed the whole batch.
@@ -39,36 +45,43 @@ pub type Done = Box<dyn FnOnce(Result<Vec<Value>>) + Send>;
 pub type OnLost = Arc<dyn Fn(CacheError) + Send + Sync>;
 
 pub struct Multiplexed {
-  /// Non-blocking; tokio waits on it through registrations of duplicates.
-  sock: Arc<TcpStream>,
-  shared: Arc<Shared>,
+  pub(crate) shared: Arc<Shared>,
   tasks: [AbortHandle; 2],
-  /// Whether a JS-loop watcher was started.
-  watched: AtomicBool,
+  /// Whether a JS-loop watcher was started (src/js_poll.rs).
+  pub(crate) watched: AtomicBool,
 }
 
-struct Shared {
+pub(crate) struct Shared {
   inner: Mutex<Inner>,
-  /// Wakes the writer task when bytes wait in `out`.
+  /// Non-blocking; tokio waits on it through registrations of duplicates.
+  pub(crate) sock: Sock,
+  /// Wakes the writer task when bytes wait to be written.
   flush: Notify,
   addr: String,
   timeout: Duration,
   on_lost: OnLost,
   /// The JS thread's loop watches and reads the socket.
-  js_reads: AtomicBool,
+  pub(crate) js_reads: AtomicBool,
 }
 
 #[derive(Default)]
 struct Inner {
   pending: VecDeque<Pending>,
-  /// Bytes read and not parsed yet, and the parser's state.
+  /// Bytes read (decrypted) and not parsed yet, and the parser's state.
   input: BytesMut,
   codec: ValueCodec,
-  /// Bytes written after the ones the writer task is flushing.
-  out: Vec<u8>,
-  /// The writer task owns the socket's write side until `out` is empty.
+  tls: Option<TlsSession>,
+  /// Plain connections: bytes not written yet (a TLS session keeps its own).
+  out: BytesMut,
+  /// The writer task owns the socket's write side until all is written.
   flushing: bool,
   closed: Option<CacheError>,
+}
+
+struct TlsSession {
+  conn: ClientConnection,
+  /// Records read and not decrypted yet.
+  cipher: BytesMut,
 }
 
 struct Pending {
@@ -80,19 +93,27 @@ struct Pending {
 }
 
 impl Multiplexed {
-  /// Connects to `host:port`; the caller runs the handshake with `send`.
-  pub async fn connect(host: &str, port: u16, timeout: Duration, on_lost: OnLost) -> Result<Multiplexed> {
-    let addr = format!("{host}:{port}");
-    let broken = |e: io::Error| CacheError::new(Code::Connection, format!("{addr}: {e}"));
-    let stream = tokio::net::TcpStream::connect((host, port)).await.map_err(broken)?;
-    stream.set_nodelay(true).map_err(broken)?;
-    let sock = Arc::new(stream.into_std().map_err(broken)?);
+  /// Connects to `host:port` over `transport` (TLS handshake included); the
+  /// caller runs the Redis handshake with `send`.
+  pub async fn connect(host: &str, port: u16, transport: &Transport, timeout: Duration, on_lost: OnLost) -> Result<Multiplexed> {
+    let opened = open_tcp(host, port, transport).await?;
+    Multiplexed::start(opened, format!("{host}:{port}"), timeout, on_lost)
+  }
+
+  /// Connects to the unix socket at `path`.
+  pub async fn connect_unix(path: &std::path::Path, transport: &Transport, timeout: Duration, on_lost: OnLost) -> Result<Multiplexed> {
+    let opened = open_unix(path, transport).await?;
+    Multiplexed::start(opened, path.display().to_string(), timeout, on_lost)
+  }
+
+  fn start((sock, tls): Opened, addr: String, timeout: Duration, on_lost: OnLost) -> Result<Multiplexed> {
+    let broken = |e: io::Error| CacheError::new(Code::Connection, format!("{addr}: {}", io_why(&e)));
     let reader = register(&sock, Interest::READABLE).map_err(broken)?;
     let writer = register(&sock, Interest::WRITABLE).map_err(broken)?;
-    let shared = Arc::new(Shared { inner: Mutex::new(Inner::default()), flush: Notify::new(), addr, timeout, on_lost, js_reads: AtomicBool::new(false) });
-    let reader = tokio::spawn(read_loop(reader, sock.clone(), shared.clone())).abort_handle();
-    let writer = tokio::spawn(write_loop(writer, sock.clone(), shared.clone())).abort_handle();
-    Ok(Multiplexed { sock, shared, tasks: [reader, writer], watched: AtomicBool::new(false) })
+    let shared = Arc::new(Shared::new(sock, tls, addr, timeout, on_lost));
+    let reader = tokio::spawn(read_loop(reader, shared.clone())).abort_handle();
+    let writer = tokio::spawn(write_loop(writer, shared.clone())).abort_handle();
+    Ok(Multiplexed { shared, tasks: [reader, writer], watched: AtomicBool::new(false) })
   }
 
   /// Writes `count` packed commands and calls `done` with their replies.
@@ -105,20 +126,8 @@ impl Multiplexed {
   /// `send` with its own deadline (a cluster command retried on another
   /// node keeps its first deadline).
   pub fn send_by(&self, packed: &[u8], count: usize, deadline: Instant, done: Done) {
-    let mut inner = self.shared.inner.lock().unwrap();
-    if let Some(err) = &inner.closed {
-      let err = err.clone();
-      drop(inner);
-      return done(Err(err));
-    }
-    inner.pending.push_back(Pending { left: count, values: Vec::with_capacity(count), deadline, done: Some(done) });
-    let written = if inner.flushing { 0 } else { write_now(&self.sock, packed) };
-    if written < packed.len() {
-      inner.out.extend_from_slice(&packed[written..]);
-      if !inner.flushing {
-        inner.flushing = true;
-        self.shared.flush.notify_one();
-      }
+    if self.shared.enqueue(packed, count, deadline, done) {
+      self.shared.flush.notify_one();
     }
   }
 
@@ -134,8 +143,7 @@ impl Multiplexed {
       task.abort();
     }
     self.shared.fail(err, false);
-    // A JS-loop watcher sees the end of the stream and closes itself.
-    let _ = self.sock.shutdown(Shutdown::Both);
+    self.shared.hang_up();
   }
 }
 
@@ -145,25 +153,98 @@ impl Drop for Multiplexed {
       task.abort();
     }
     // The JS-loop watcher holds the socket too: let it see the end.
-    let _ = self.sock.shutdown(Shutdown::Both);
+    self.shared.hang_up();
   }
 }
 
-/// Writes what the socket takes now; a write error is left to the reader,
-/// which sees the broken connection too.
-fn write_now(mut sock: &TcpStream, mut buf: &[u8]) -> usize {
-  let total = buf.len();
-  while !buf.is_empty() {
-    match sock.write(buf) {
-      Ok(n) => buf = &buf[n..],
-      Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-      Err(_) => break,
+impl Inner {
+  /// Writes what waits, as far as the socket takes it: Err(WouldBlock) when
+  /// some is left.
+  fn write_out(&mut self, sock: &Sock) -> io::Result<()> {
+    match &mut self.tls {
+      Some(tls) => {
+        while tls.conn.wants_write() {
+          match tls.conn.write_tls(&mut sock.writer()) {
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+          }
+        }
+      }
+      None => {
+        while !self.out.is_empty() {
+          match sock.write(&self.out) {
+            Ok(n) => self.out.advance(n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+          }
+        }
+      }
     }
+    Ok(())
   }
-  total - buf.len()
+
+  /// Decrypts the records read into `input`; Err when the session fails,
+  /// Ok(true) when the server closed it (close_notify).
+  fn decrypt(&mut self) -> std::result::Result<bool, String> {
+    let Some(tls) = &mut self.tls else { return Ok(false) };
+    let mut closed = false;
+    let mut records = &tls.cipher[..];
+    while !records.is_empty() {
+      tls.conn.read_tls(&mut records).map_err(|e| format!("TLS: {e}"))?;
+      let state = tls.conn.process_new_packets().map_err(|e| format!("TLS: {e}"))?;
+      let n = state.plaintext_bytes_to_read();
+      if n > 0 {
+        let len = self.input.len();
+        self.input.resize(len + n, 0);
+        tls.conn.reader().read_exact(&mut self.input[len..]).map_err(|e| format!("TLS: {e}"))?;
+      }
+      closed |= state.peer_has_closed();
+    }
+    tls.cipher.clear();
+    Ok(closed)
+  }
 }
 
 impl Shared {
+  fn new(sock: Sock, tls: Option<ClientConnection>, addr: String, timeout: Duration, on_lost: OnLost) -> Shared {
+    let inner = Inner { tls: tls.map(|conn| TlsSession { conn, cipher: BytesMut::new() }), ..Inner::default() };
+    Shared { inner: Mutex::new(inner), sock, flush: Notify::new(), addr, timeout, on_lost, js_reads: AtomicBool::new(false) }
+  }
+
+  /// Queues a batch and writes what the socket takes now; true when the
+  /// writer task must flush the rest. A write error is left to the reader,
+  /// which sees the broken connection too.
+  fn enqueue(&self, packed: &[u8], count: usize, deadline: Instant, done: Done) -> bool {
+    let mut guard = self.inner.lock().unwrap();
+    if let Some(err) = &guard.closed {
+      let err = err.clone();
+      drop(guard);
+      done(Err(err));
+      return false;
+    }
+    let inner = &mut *guard;
+    inner.pending.push_back(Pending { left: count, values: Vec::with_capacity(count), deadline, done: Some(done) });
+    match &mut inner.tls {
+      // Without a buffer limit (transport.rs) rustls takes it all.
+      Some(tls) => drop(tls.conn.writer().write_all(packed)),
+      None if inner.flushing => inner.out.extend_from_slice(packed),
+      None => {
+        let written = write_now(&self.sock, packed);
+        inner.out.extend_from_slice(&packed[written..]);
+      }
+    }
+    if inner.flushing {
+      return false;
+    }
+    let blocked = match inner.tls {
+      Some(_) => matches!(inner.write_out(&self.sock), Err(e) if e.kind() == io::ErrorKind::WouldBlock),
+      None => !inner.out.is_empty(),
+    };
+    inner.flushing = blocked;
+    blocked
+  }
+
   /// Marks the connection closed and fails every pending batch.
   fn fail(&self, err: CacheError, lost: bool) {
     let pending = {
@@ -188,7 +269,19 @@ impl Shared {
     self.fail(CacheError::new(Code::Connection, format!("{}: connection lost ({why})", self.addr)), true);
   }
 
-  fn is_closed(&self) -> bool {
+  /// Ends the connection: a TLS close_notify if it can go at once, then
+  /// shutdown (a JS-loop watcher sees the end of the stream and closes).
+  fn hang_up(&self) {
+    if let Ok(mut inner) = self.inner.lock() {
+      if let Some(tls) = &mut inner.tls {
+        tls.conn.send_close_notify();
+        let _ = inner.write_out(&self.sock);
+      }
+    }
+    self.sock.shutdown();
+  }
+
+  pub(crate) fn is_closed(&self) -> bool {
     self.inner.lock().unwrap().closed.is_some()
   }
 
@@ -211,62 +304,111 @@ impl Shared {
     }
   }
 
-  /// Reads what the socket has, parses it and completes the batches it
-  /// finishes. Any thread may call it: the lock makes one reader at a time,
-  /// and the parser's state lives under it. Edge-triggered waiters (tokio)
+  /// Reads what the socket has, decrypts and parses it and completes the
+  /// batches it finishes; Err says why the connection is lost. Any thread
+  /// may call it: the lock makes one reader at a time, and the parser's and
+  /// the TLS session's state live under it. Edge-triggered waiters (tokio)
   /// must read `until_blocked`; a level-triggered one (libuv) may stop at a
   /// short read and save a system call, as libuv's own streams do.
-  fn pump(&self, until_blocked: bool, mut read: impl FnMut(&mut [u8]) -> io::Result<usize>) -> std::result::Result<(), String> {
+  pub(crate) fn pump(&self, until_blocked: bool, mut read: impl FnMut(&mut [u8]) -> io::Result<usize>) -> std::result::Result<(), String> {
     let mut completed = Vec::new();
-    {
-      let mut inner = self.inner.lock().unwrap();
-      let inner = &mut *inner;
-      if inner.closed.is_some() {
+    let result = {
+      let mut guard = self.inner.lock().unwrap();
+      if guard.closed.is_some() {
         return Ok(());
       }
-      loop {
-        if inner.input.capacity() - inner.input.len() < 16 * 1024 {
-          inner.input.reserve(64 * 1024);
-        }
-        let len = inner.input.len();
-        let spare = inner.input.capacity() - len;
-        // SAFETY: the bytes past `len` are only exposed after `read` wrote them.
-        unsafe { inner.input.set_len(len + spare) };
-        let result = read(&mut inner.input[len..]);
-        let got = *result.as_ref().unwrap_or(&0);
-        unsafe { inner.input.set_len(len + got) };
-        match result {
-          Ok(0) => return Err("closed by the server".into()),
-          Ok(n) if n < spare && !until_blocked => break,
-          Ok(_) => {}
-          Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-          Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-          Err(e) => return Err(e.to_string()),
-        }
-      }
-      loop {
-        let value = match inner.codec.decode(&mut inner.input) {
-          Ok(Some(value)) => value,
-          Ok(None) => break,
-          Err(e) => return Err(format!("unparsable reply: {e}")),
-        };
-        let Some(front) = inner.pending.front_mut() else {
-          return Err("a reply nobody asked for".into());
-        };
-        front.values.push(value);
-        front.left -= 1;
-        if front.left == 0 {
-          let p = inner.pending.pop_front().expect("front exists");
-          if let Some(done) = p.done {
-            completed.push((done, p.values));
-          }
-        }
-      }
-    }
+      self.read_and_parse(&mut guard, until_blocked, &mut read, &mut completed)
+    };
+    // Batches finished before a failure are still answered.
     for (done, values) in completed {
       done(Ok(values));
     }
-    Ok(())
+    result
+  }
+
+  fn read_and_parse(
+    &self,
+    inner: &mut Inner,
+    until_blocked: bool,
+    read: &mut impl FnMut(&mut [u8]) -> io::Result<usize>,
+    completed: &mut Vec<(Done, Vec<Value>)>,
+  ) -> std::result::Result<(), String> {
+    let buf = match &mut inner.tls {
+      Some(tls) => &mut tls.cipher,
+      None => &mut inner.input,
+    };
+    let mut end = None;
+    loop {
+      if buf.capacity() - buf.len() < 16 * 1024 {
+        buf.reserve(64 * 1024);
+      }
+      let len = buf.len();
+      let spare = buf.capacity() - len;
+      // SAFETY: the bytes past `len` are only exposed after `read` wrote them.
+      unsafe { buf.set_len(len + spare) };
+      let result = read(&mut buf[len..]);
+      let got = *result.as_ref().unwrap_or(&0);
+      unsafe { buf.set_len(len + got) };
+      match result {
+        Ok(0) => {
+          end = Some("closed by the server".to_string());
+          break;
+        }
+        Ok(n) if n < spare && !until_blocked => break,
+        Ok(_) => {}
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+        Err(e) => {
+          end = Some(io_why(&e));
+          break;
+        }
+      }
+    }
+    if inner.decrypt()? {
+      end = Some("closed by the server (TLS close_notify)".into());
+    }
+    if let Some(tls) = &inner.tls {
+      // The session may answer the server (a TLS 1.3 key update).
+      if tls.conn.wants_write() && !inner.flushing && matches!(inner.write_out(&self.sock), Err(e) if e.kind() == io::ErrorKind::WouldBlock) {
+        inner.flushing = true;
+        self.flush.notify_one();
+      }
+    }
+    loop {
+      let value = match inner.codec.decode(&mut inner.input) {
+        Ok(Some(value)) => value,
+        Ok(None) => break,
+        Err(e) => return Err(format!("unparsable reply: {e}")),
+      };
+      let Some(front) = inner.pending.front_mut() else {
+        return Err("a reply nobody asked for".into());
+      };
+      front.values.push(value);
+      front.left -= 1;
+      if front.left == 0 {
+        let p = inner.pending.pop_front().expect("front exists");
+        if let Some(done) = p.done {
+          completed.push((done, p.values));
+        }
+      }
+    }
+    end.map_or(Ok(()), Err)
+  }
+
+  /// A read by the JS thread's loop, which watches the socket.
+  pub(crate) fn read_from_js(&self) -> std::result::Result<(), String> {
+    self.pump(false, |buf| self.sock.read(buf))
+  }
+
+  /// Why the socket reported an error to a poll (libuv says only EBADF).
+  pub(crate) fn poll_error(&self, status: i32) -> String {
+    match self.sock.take_error() {
+      Some(e) => io_why(&e),
+      None => match self.pump(true, |buf| self.sock.read(buf)) {
+        Err(why) => why,
+        Ok(()) => format!("socket error {status}"),
+      },
+    }
   }
 
   /// The next deadline the reader must wake for.
@@ -276,8 +418,22 @@ impl Shared {
   }
 }
 
-async fn read_loop(reader: Registration, sock: Arc<TcpStream>, shared: Arc<Shared>) {
+/// Writes what the socket takes now.
+fn write_now(sock: &Sock, mut buf: &[u8]) -> usize {
+  let total = buf.len();
+  while !buf.is_empty() {
+    match sock.write(buf) {
+      Ok(n) => buf = &buf[n..],
+      Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+      Err(_) => break,
+    }
+  }
+  total - buf.len()
+}
+
+async fn read_loop(reader: Registration, shared: Arc<Shared>) {
   let mut reader = Some(reader);
+  let sock = &shared.sock;
   while !shared.is_closed() {
     if shared.js_reads.load(Ordering::Relaxed) {
       // The JS thread reads now: without this registration, a reply no
@@ -289,7 +445,7 @@ async fn read_loop(reader: Registration, sock: Arc<TcpStream>, shared: Arc<Share
         Some(deadline) if deadline <= Instant::now() => {
           // The JS thread has not read by this deadline (it is busy): read
           // here, so that only replies that really did not come time out.
-          if let Err(why) = shared.pump(true, |buf| (&*sock).read(buf)) {
+          if let Err(why) = shared.pump(true, |buf| sock.read(buf)) {
             return shared.lost(why);
           }
           shared.expire(Instant::now());
@@ -317,39 +473,41 @@ async fn read_loop(reader: Registration, sock: Arc<TcpStream>, shared: Arc<Share
       },
     };
     if let Err(e) = ready {
-      return shared.lost(e);
+      return shared.lost(io_why(&e));
     }
     // Through the registration, so that its readiness is cleared once the
     // socket is drained.
-    if let Err(why) = shared.pump(true, |buf| registration.try_io(Interest::READABLE, || (&*sock).read(buf))) {
+    if let Err(why) = shared.pump(true, |buf| registration.try_io(Interest::READABLE, || sock.read(buf))) {
       return shared.lost(why);
     }
   }
 }
 
-async fn write_loop(writer: Registration, sock: Arc<TcpStream>, shared: Arc<Shared>) {
+async fn write_loop(writer: Registration, shared: Arc<Shared>) {
   loop {
     shared.flush.notified().await;
     loop {
-      let chunk = {
+      {
         let mut inner = shared.inner.lock().unwrap();
-        if inner.out.is_empty() || inner.closed.is_some() {
+        if inner.closed.is_some() {
           inner.flushing = false;
           inner.out.clear();
           break;
         }
-        std::mem::take(&mut inner.out)
-      };
-      let mut rest = &chunk[..];
-      while !rest.is_empty() {
-        if let Err(e) = writer.ready(Interest::WRITABLE).await {
-          return shared.lost(e);
+        match writer.try_io(Interest::WRITABLE, || inner.write_out(&shared.sock)) {
+          Ok(()) => {
+            inner.flushing = false;
+            break;
+          }
+          Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+          Err(e) => {
+            drop(inner);
+            return shared.lost(io_why(&e));
+          }
         }
-        match writer.try_io(Interest::WRITABLE, || (&*sock).write(rest)) {
-          Ok(n) => rest = &rest[n..],
-          Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => {}
-          Err(e) => return shared.lost(e),
-        }
+      }
+      if let Err(e) = writer.ready(Interest::WRITABLE).await {
+        return shared.lost(io_why(&e));
       }
     }
   }
@@ -359,12 +517,12 @@ async fn write_loop(writer: Registration, sock: Arc<TcpStream>, shared: Arc<Shar
 /// so that the reader's can be dropped while the writer's stays.
 struct Registration {
   #[cfg(unix)]
-  fd: tokio::io::unix::AsyncFd<TcpStream>,
+  fd: tokio::io::unix::AsyncFd<Sock>,
   #[cfg(not(unix))]
   stream: tokio::net::TcpStream,
 }
 
-fn register(sock: &TcpStream, interest: Interest) -> io::Result<Registration> {
+fn register(sock: &Sock, interest: Interest) -> io::Result<Registration> {
   #[cfg(unix)]
   // SAFETY: the AsyncFd owns the duplicate, which stays open until it drops.
   let fd = unsafe { tokio::io::unix::AsyncFd::register_with_interest(sock.try_clone()?, interest) }.map_err(|e| e.into_parts().1)?;
@@ -373,7 +531,8 @@ fn register(sock: &TcpStream, interest: Interest) -> io::Result<Registration> {
   #[cfg(not(unix))]
   {
     let _ = interest;
-    Ok(Registration { stream: tokio::net::TcpStream::from_std(sock.try_clone()?)? })
+    let Sock::Tcp(tcp) = sock.try_clone()?;
+    Ok(Registration { stream: tokio::net::TcpStream::from_std(tcp)? })
   }
 }
 
@@ -394,150 +553,161 @@ impl Registration {
   }
 }
 
-/// Runs a read made by the JS thread from its event loop, so that what the
-/// read finishes reaches JS at once (deliver.rs).
-pub trait JsTurn: Send + Sync {
-  fn run(&self, read: &mut dyn FnMut());
-}
+#[cfg(all(test, unix))]
+mod tests {
+  use std::os::unix::net::UnixStream;
+  use std::sync::mpsc;
 
-impl Multiplexed {
-  /// Lets the JS thread's own event loop (libuv) watch the socket too, so a
-  /// reply wakes the JS thread directly, as in a pure-JS client, instead of
-  /// waking the tokio reader that then wakes the JS thread. Called on the JS
-  /// thread; idempotent. The tokio reader stays, for timeouts and when the
-  /// JS thread is busy.
-  #[cfg(unix)]
-  pub fn watch_from_js(&self, env: napi::sys::napi_env, turn: impl FnOnce() -> Arc<dyn JsTurn>) {
-    if self.watched.swap(true, Ordering::Relaxed) {
-      return;
+  use super::*;
+
+  /// A core over one end of a socket pair; the test plays the server on the
+  /// other end, or feeds replies to `pump` itself.
+  fn core(timeout: Duration) -> (Arc<Shared>, UnixStream, mpsc::Receiver<String>) {
+    let (ours, theirs) = UnixStream::pair().unwrap();
+    ours.set_nonblocking(true).unwrap();
+    let (tx, lost) = mpsc::channel();
+    let tx = Mutex::new(tx);
+    let on_lost: OnLost = Arc::new(move |e: CacheError| drop(tx.lock().unwrap().send(e.message)));
+    (Arc::new(Shared::new(Sock::Unix(ours), None, "test:1".into(), timeout, on_lost)), theirs, lost)
+  }
+
+  type Outcome = Arc<Mutex<Vec<Result<Vec<Value>>>>>;
+
+  fn batch(shared: &Shared, count: usize) -> Outcome {
+    let out: Outcome = Arc::default();
+    let sink = out.clone();
+    shared.enqueue(b"", count, Instant::now() + shared.timeout, Box::new(move |r| sink.lock().unwrap().push(r)));
+    out
+  }
+
+  /// Feeds `bytes` to `pump` in pieces of `step` bytes.
+  fn feed(shared: &Shared, bytes: &[u8], step: usize) -> std::result::Result<(), String> {
+    for piece in bytes.chunks(step) {
+      let mut piece = Some(piece);
+      shared.pump(false, |buf| match piece.take() {
+        Some(p) => {
+          buf[..p.len()].copy_from_slice(p);
+          Ok(p.len())
+        }
+        None => Err(io::ErrorKind::WouldBlock.into()),
+      })?;
     }
-    // SAFETY: called on the JS thread that owns `env` and its loop.
-    if unsafe { js_poll::start(env, self.sock.clone(), self.shared.clone(), turn()) } {
-      self.shared.js_reads.store(true, Ordering::Relaxed);
+    Ok(())
+  }
+
+  const REPLIES: &[u8] = b"+OK\r\n$5\r\nhello\r\n*2\r\n$1\r\na\r\n$-1\r\n:42\r\n-ERR nope\r\n";
+
+  #[test]
+  fn replies_split_at_every_byte() {
+    for step in 1..=REPLIES.len() {
+      let (shared, _server, _) = core(Duration::from_secs(5));
+      let (first, second) = (batch(&shared, 2), batch(&shared, 3));
+      feed(&shared, REPLIES, step).unwrap();
+      let first = first.lock().unwrap().pop().unwrap().unwrap();
+      assert_eq!(first, vec![Value::Okay, Value::BulkString(b"hello".to_vec())], "step {step}");
+      let second = second.lock().unwrap().pop().unwrap().unwrap();
+      assert_eq!(second[0], Value::Array(vec![Value::BulkString(b"a".to_vec()), Value::Nil]), "step {step}");
+      assert_eq!(second[1], Value::Int(42));
+      assert!(matches!(&second[2], Value::ServerError(e) if e.details() == Some("nope")), "a server error is one command's reply");
     }
   }
 
-  #[cfg(not(unix))]
-  pub fn watch_from_js(&self, _env: napi::sys::napi_env, _turn: impl FnOnce() -> Arc<dyn JsTurn>) {}
-}
-
-/// The libuv side: a uv_poll handle on the socket, on the JS thread's loop.
-/// It closes when the connection does, or when the JS environment ends (a
-/// worker thread's loop must have no handles left when it closes).
-#[cfg(unix)]
-mod js_poll {
-  use std::io::Read;
-  use std::net::TcpStream;
-  use std::os::fd::AsRawFd;
-  use std::os::raw::{c_int, c_void};
-  use std::ptr;
-  use std::sync::Arc;
-
-  use napi::sys;
-
-  use super::{JsTurn, Shared};
-
-  const UV_POLL: c_int = 8;
-  const UV_READABLE: c_int = 1;
-
-  extern "C" {
-    fn uv_handle_size(kind: c_int) -> usize;
-    fn uv_poll_init_socket(lp: *mut c_void, handle: *mut c_void, fd: c_int) -> c_int;
-    fn uv_poll_start(handle: *mut c_void, events: c_int, cb: extern "C" fn(*mut c_void, c_int, c_int)) -> c_int;
-    fn uv_poll_stop(handle: *mut c_void) -> c_int;
-    fn uv_close(handle: *mut c_void, cb: extern "C" fn(*mut c_void));
-    fn uv_unref(handle: *mut c_void);
+  #[test]
+  fn a_reply_nobody_asked_for_loses_the_connection() {
+    let (shared, _server, _) = core(Duration::from_secs(5));
+    let asked = batch(&shared, 1);
+    let err = feed(&shared, b"+OK\r\n+OK\r\n", 10).unwrap_err();
+    assert_eq!(err, "a reply nobody asked for");
+    // The batch answered before it still completes.
+    assert_eq!(asked.lock().unwrap().pop().unwrap().unwrap(), vec![Value::Okay]);
   }
 
-  /// What the handle's `data` points at. It keeps the socket open until the
-  /// handle is closed, so libuv never watches a closed descriptor.
-  struct Watch {
-    stream: Arc<TcpStream>,
-    shared: Arc<Shared>,
-    /// Let go at the environment's teardown: no JS is called after it.
-    turn: Option<Arc<dyn JsTurn>>,
-    cleanup: sys::napi_async_cleanup_hook_handle,
-    closing: bool,
+  #[test]
+  fn a_batch_past_its_deadline_fails_and_its_late_replies_are_dropped() {
+    let (shared, _server, _) = core(Duration::from_millis(50));
+    let late = batch(&shared, 2);
+    shared.expire(Instant::now() + Duration::from_secs(1));
+    let err = late.lock().unwrap().pop().unwrap().unwrap_err();
+    assert_eq!((err.code, err.message.as_str()), (Code::Timeout, "command to test:1 timed out after 50 ms"));
+    // The next batch gets its own replies, not the late ones.
+    let next = batch(&shared, 1);
+    assert!(shared.next_deadline().is_some());
+    feed(&shared, b"+late\r\n+late\r\n:1\r\n", 3).unwrap();
+    assert!(late.lock().unwrap().is_empty(), "a timed-out batch completes once");
+    assert_eq!(next.lock().unwrap().pop().unwrap().unwrap(), vec![Value::Int(1)]);
   }
 
-  /// # Safety
-  /// On the JS thread of `env`.
-  pub unsafe fn start(env: sys::napi_env, stream: Arc<TcpStream>, shared: Arc<Shared>, turn: Arc<dyn JsTurn>) -> bool {
-    let mut lp = ptr::null_mut();
-    if sys::napi_get_uv_event_loop(env, &mut lp) != sys::Status::napi_ok || lp.is_null() {
-      return false;
-    }
-    let handle = libc::calloc(1, uv_handle_size(UV_POLL));
-    if handle.is_null() {
-      return false;
-    }
-    if uv_poll_init_socket(lp.cast(), handle, stream.as_raw_fd()) != 0 {
-      libc::free(handle);
-      return false;
-    }
-    let watch = Box::new(Watch { stream, shared, turn: Some(turn), cleanup: ptr::null_mut(), closing: false });
-    // `data` is the first field of every libuv handle.
-    *(handle as *mut *mut Watch) = Box::into_raw(watch);
-    let watch = &mut *data(handle);
-    if sys::napi_add_async_cleanup_hook(env, Some(on_teardown), handle, &mut watch.cleanup) != sys::Status::napi_ok {
-      watch.cleanup = ptr::null_mut();
-      close(handle);
-      return false;
-    }
-    // The tokio side keeps working if this fails.
-    if uv_poll_start(handle, UV_READABLE, on_readable) != 0 {
-      close(handle);
-      return false;
-    }
-    // Watching does not keep the process alive; batches in flight do.
-    uv_unref(handle);
-    true
+  #[test]
+  fn an_earlier_deadline_queued_later_expires_first() {
+    let (shared, _server, _) = core(Duration::from_secs(60));
+    let fresh = batch(&shared, 1);
+    let retried: Outcome = Arc::default();
+    let sink = retried.clone();
+    let soon = Instant::now() + Duration::from_millis(10);
+    shared.enqueue(b"", 1, soon, Box::new(move |r| sink.lock().unwrap().push(r)));
+    assert_eq!(shared.next_deadline(), Some(soon));
+    shared.expire(soon);
+    assert_eq!(retried.lock().unwrap().pop().unwrap().unwrap_err().code, Code::Timeout);
+    assert!(fresh.lock().unwrap().is_empty(), "the batch with the later deadline waits on");
   }
 
-  unsafe fn data(handle: *mut c_void) -> *mut Watch {
-    *(handle as *mut *mut Watch)
-  }
-
-  unsafe fn close(handle: *mut c_void) {
-    let watch = &mut *data(handle);
-    if !watch.closing {
-      watch.closing = true;
-      uv_poll_stop(handle);
-      uv_close(handle, on_close);
+  #[test]
+  fn a_lost_connection_fails_every_pending_batch_as_a_whole() {
+    let (shared, server, lost) = core(Duration::from_secs(5));
+    let (first, second) = (batch(&shared, 2), batch(&shared, 1));
+    // Half of the first batch's replies, then the server goes away.
+    feed(&shared, b"+OK\r\n", 5).unwrap();
+    drop(server);
+    let why = shared.pump(true, |buf| shared.sock.read(buf)).unwrap_err();
+    shared.lost(why);
+    for b in [first, second] {
+      let err = b.lock().unwrap().pop().unwrap().unwrap_err();
+      assert_eq!(err.code, Code::Connection);
+      assert_eq!(err.message, "test:1: connection lost (closed by the server)");
     }
+    assert_eq!(lost.try_recv().unwrap(), "test:1: connection lost (closed by the server)");
+    // Afterwards a batch fails at once with the same error.
+    let after = batch(&shared, 1);
+    assert_eq!(after.lock().unwrap().pop().unwrap().unwrap_err().message, "test:1: connection lost (closed by the server)");
   }
 
-  extern "C" fn on_readable(handle: *mut c_void, status: c_int, _events: c_int) {
-    // SAFETY: `data` was set in `start` and lives until `on_close`.
-    let watch = unsafe { &*data(handle) };
-    let mut result = Ok(());
-    if status < 0 {
-      result = Err(format!("poll error {status}"));
-    } else if let Some(turn) = &watch.turn {
-      turn.run(&mut || result = watch.shared.pump(false, |buf| (&*watch.stream).read(buf)));
-    }
-    if let Err(why) = result {
-      unsafe { close(handle) };
-      watch.shared.lost(why);
-    } else if watch.shared.is_closed() {
-      unsafe { close(handle) };
-    }
-  }
-
-  unsafe extern "C" fn on_teardown(_hook: sys::napi_async_cleanup_hook_handle, handle: *mut c_void) {
-    (*data(handle)).turn = None;
-    close(handle);
-  }
-
-  extern "C" fn on_close(handle: *mut c_void) {
-    // SAFETY: the handle is closed: nothing uses it or its `data` any more.
-    unsafe {
-      let watch = Box::from_raw(data(handle));
-      if !watch.cleanup.is_null() {
-        sys::napi_remove_async_cleanup_hook(watch.cleanup);
+  #[test]
+  fn a_batch_is_written_in_order_and_the_rest_waits_for_the_writer() {
+    let (shared, mut server, _) = core(Duration::from_secs(5));
+    let done: Done = Box::new(|_| {});
+    // Bigger than the socket buffer: the rest waits for the writer task.
+    let big = vec![b'x'; 8 << 20];
+    let deadline = Instant::now() + shared.timeout;
+    assert!(shared.enqueue(&big, 1, deadline, done), "the writer task is woken");
+    assert!(!shared.enqueue(b"tail", 1, deadline, Box::new(|_| {})), "already woken");
+    let mut got = vec![0u8; 1 << 16];
+    let mut total = 0;
+    server.set_nonblocking(true).unwrap();
+    let mut tail = Vec::new();
+    loop {
+      match server.read(&mut got) {
+        Ok(n) => {
+          total += n;
+          tail.extend_from_slice(&got[..n]);
+          if tail.len() > 8 {
+            tail.drain(..tail.len() - 8);
+          }
+        }
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+          let mut inner = shared.inner.lock().unwrap();
+          match inner.write_out(&shared.sock) {
+            Ok(()) => {
+              inner.flushing = false;
+              if total == big.len() + 4 {
+                break;
+              }
+            }
+            Err(e) => assert_eq!(e.kind(), io::ErrorKind::WouldBlock),
+          }
+        }
+        Err(e) => panic!("{e}"),
       }
-      drop(watch);
-      libc::free(handle);
     }
+    assert_eq!(&tail[..], b"xxxxtail");
   }
 }

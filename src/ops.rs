@@ -501,7 +501,7 @@ fn json_array(values: &[Value]) -> Option<String> {
   String::from_utf8(out).ok()
 }
 
-fn string_of(v: Value) -> Option<String> {
+pub(crate) fn string_of(v: Value) -> Option<String> {
   match v {
     Value::BulkString(bytes) => Some(String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())),
     Value::SimpleString(s) => Some(s),
@@ -509,7 +509,7 @@ fn string_of(v: Value) -> Option<String> {
   }
 }
 
-fn int_of(v: &Value) -> i64 {
+pub(crate) fn int_of(v: &Value) -> i64 {
   match v {
     Value::Int(i) => *i,
     Value::Okay => 1,

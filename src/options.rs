@@ -86,12 +86,20 @@ pub struct Options {
   pub tls: Option<TlsCertificates>,
   /// CLIENT SETNAME in the handshake.
   pub connection_name: Option<String>,
+  /// `tls.servername`: the name sent (SNI) and verified instead of the host.
+  pub tls_servername: Option<String>,
+  /// The TLS client config, built at the first connect and kept (its
+  /// session cache lets reconnects resume).
+  pub tls_config: crate::transport::ConfigCache,
+  /// TCP keepalive idle time; None: off (`keepAlive: false`).
+  pub keep_alive: Option<Duration>,
 }
 
 /// The `tls` option: whether to use TLS, and how.
 struct Tls {
   certs: Option<TlsCertificates>,
   reject_unauthorized: bool,
+  servername: Option<String>,
 }
 
 impl Options {
@@ -153,6 +161,16 @@ impl Options {
       Target::Sentinel(parse_sentinel(&o, sentinel_url.map(|(u, what)| (u.as_str(), *what)), username.as_deref(), password.as_deref(), tls.as_ref())?)
     } else if let Some((url, what)) = &url {
       Target::Standalone(parse_url(url, what, username.as_deref(), password.as_deref(), tls.as_ref())?)
+    } else if let Some(path) = opt_string(&o, "path")? {
+      if path.is_empty() {
+        return Err(CacheError::type_error("options.path must be the path of a unix socket"));
+      }
+      if tls.is_some() {
+        return Err(CacheError::type_error("options.tls does not apply to a unix socket (options.path)"));
+      }
+      let password = password.or_else(|| env("REDIS_PASSWORD"));
+      let db = opt_db(&o)?.unwrap_or(0);
+      Target::Standalone(connection_info(ConnectionAddr::Unix(path.into()), db, username.as_deref(), password.as_deref())?)
     } else {
       let password = password.or_else(|| env("REDIS_PASSWORD"));
       let host = match host_of(&o, "host")? {
@@ -200,6 +218,12 @@ impl Options {
         return Err(CacheError::range_error(format!("options.connectionName must be printable ASCII without spaces, got {name:?}")));
       }
     }
+    let keep_alive = match present(&o, "keepAlive") {
+      None | Some(Value::Bool(true)) => Some(crate::transport::DEFAULT_KEEP_ALIVE),
+      Some(Value::Bool(false)) => None,
+      // TCP counts keepalive time in whole seconds.
+      Some(_) => opt_millis(&o, "keepAlive")?.map(|ms| Duration::from_secs(ms.div_ceil(1000))),
+    };
 
     Ok(Options {
       target,
@@ -207,8 +231,11 @@ impl Options {
       default_ttl_ms: seconds_to_ms(default_ttl),
       connect_timeout: Duration::from_millis(connect_timeout),
       command_timeout: Duration::from_millis(command_timeout),
+      tls_servername: tls.as_ref().and_then(|t| t.servername.clone()),
+      tls_config: Default::default(),
       tls: tls.and_then(|t| t.certs),
       connection_name,
+      keep_alive,
     })
   }
 }
@@ -326,9 +353,9 @@ fn addr(host: String, port: u16, tls: Option<&Tls>) -> ConnectionAddr {
 fn parse_tls(o: &Map<String, Value>) -> Result<Option<Tls>> {
   let t = match present(o, "tls") {
     None | Some(Value::Bool(false)) => return Ok(None),
-    Some(Value::Bool(true)) => return Ok(Some(Tls { certs: None, reject_unauthorized: true })),
+    Some(Value::Bool(true)) => return Ok(Some(Tls { certs: None, reject_unauthorized: true, servername: None })),
     Some(Value::Object(t)) => t,
-    Some(_) => return Err(CacheError::type_error("options.tls must be a boolean or an object { ca, cert, key, rejectUnauthorized }")),
+    Some(_) => return Err(CacheError::type_error("options.tls must be a boolean or an object { ca, cert, key, rejectUnauthorized, servername }")),
   };
   known(t, TLS_OPTIONS, "options.tls")?;
   let pem = |name: &str| -> Result<Option<Vec<u8>>> {
@@ -349,8 +376,13 @@ fn parse_tls(o: &Map<String, Value>) -> Result<Option<Tls>> {
     (None, None) => None,
     _ => return Err(CacheError::type_error("options.tls.cert and options.tls.key go together")),
   };
+  let servername = match present(t, "servername") {
+    None => None,
+    Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
+    Some(_) => return Err(CacheError::type_error("options.tls.servername must be a non-empty string")),
+  };
   let certs = (ca.is_some() || client_tls.is_some()).then_some(TlsCertificates { client_tls, root_cert: ca });
-  Ok(Some(Tls { certs, reject_unauthorized }))
+  Ok(Some(Tls { certs, reject_unauthorized, servername }))
 }
 
 fn connection_info(addr: ConnectionAddr, db: i64, username: Option<&str>, password: Option<&str>) -> Result<ConnectionInfo> {
@@ -365,14 +397,19 @@ fn connection_info(addr: ConnectionAddr, db: i64, username: Option<&str>, passwo
   Ok(info.set_redis_settings(redis))
 }
 
-/// A redis:// or rediss:// URL (`what` names where it came from); `?db=`
+/// A redis://, rediss:// or unix:// URL (`what` names where it came from); `?db=`
 /// wins over the path's db. Messages never echo the URL's userinfo.
 fn parse_url(url: &str, what: &str, username: Option<&str>, password: Option<&str>, tls: Option<&Tls>) -> Result<ConnectionInfo> {
   let bad = |why: String| CacheError::type_error(format!("{what} ({}) {why}", redact(url)));
   let trimmed = url.trim();
   let scheme = trimmed.split("://").next().unwrap_or_default().to_ascii_lowercase();
-  if !(scheme == "redis" || scheme == "rediss") || !trimmed.contains("://") {
-    return Err(bad("must start with redis://, rediss:// or redis+sentinel://".into()));
+  if !["redis", "rediss", "unix", "redis+unix"].contains(&scheme.as_str()) || !trimmed.contains("://") {
+    return Err(bad("must start with redis://, rediss://, unix:// or redis+sentinel://".into()));
+  }
+  // redis-rs reads `rediss://…#insecure` as "accept any certificate": too
+  // quiet for turning verification off.
+  if scheme == "rediss" && trimmed.contains('#') {
+    return Err(bad("has a fragment (#insecure?), which is not accepted: to skip certificate checks say tls: { rejectUnauthorized: false }".into()));
   }
   let mut info = trimmed.into_connection_info().map_err(|e| bad(format!("is not a valid Redis URL: {e}")))?;
   let parsed = url::Url::parse(trimmed).map_err(|e| bad(format!("is not a valid URL: {e}")))?;
@@ -384,6 +421,9 @@ fn parse_url(url: &str, what: &str, username: Option<&str>, password: Option<&st
       }
       other => return Err(bad(format!("has an unknown query parameter {other:?} (only db is read)"))),
     }
+  }
+  if matches!(info.addr(), ConnectionAddr::Unix(_)) && tls.is_some() {
+    return Err(bad("names a unix socket: options.tls does not apply".into()));
   }
   // The tls option applies to a redis:// URL too, and sets rejectUnauthorized.
   if let Some(t) = tls {
@@ -633,7 +673,8 @@ mod tests {
       message(r#"{"enableCluster":true,"clusterNodes":[{"host":"a","prot":1}]}"#).contains("options.clusterNodes[0].prot is not an option: did you mean port?")
     );
     // The transport's options are known (their transport is another file's).
-    Options::parse(r#"{"keepAlive":1000,"path":"/tmp/redis.sock","tls":{"servername":"x"}}"#, no_env).unwrap();
+    Options::parse(r#"{"keepAlive":1000,"path":"/tmp/redis.sock"}"#, no_env).unwrap();
+    Options::parse(r#"{"tls":{"servername":"x"}}"#, no_env).unwrap();
   }
 
   #[test]
@@ -747,6 +788,25 @@ mod tests {
       let err = Options::parse(json, no_env).err().unwrap_or_else(|| panic!("{json} should fail"));
       assert_eq!(err.arg, Some(kind), "{json}: {}", err.message);
       assert!(err.message.contains(text), "{json}: {}", err.message);
+    }
+  }
+
+  #[test]
+  fn transport_options() {
+    let o = Options::parse("{}", no_env).unwrap();
+    assert_eq!(o.keep_alive, Some(crate::transport::DEFAULT_KEEP_ALIVE));
+    assert_eq!(Options::parse(r#"{"keepAlive":false}"#, no_env).unwrap().keep_alive, None);
+    assert_eq!(Options::parse(r#"{"keepAlive":1500}"#, no_env).unwrap().keep_alive, Some(Duration::from_secs(2)));
+    let o = Options::parse(r#"{"path":"/tmp/r.sock","db":2}"#, no_env).unwrap();
+    assert!(matches!(standalone(&o).addr(), ConnectionAddr::Unix(p) if p.to_str() == Some("/tmp/r.sock")));
+    assert_eq!(standalone(&o).redis_settings().db(), 2);
+    let o = Options::parse(r#"{"url":"unix:///tmp/r.sock"}"#, no_env).unwrap();
+    assert!(matches!(standalone(&o).addr(), ConnectionAddr::Unix(_)));
+    let o = Options::parse(r#"{"tls":{"servername":"cache.example.com"}}"#, no_env).unwrap();
+    assert_eq!(o.tls_servername.as_deref(), Some("cache.example.com"));
+    for bad in [r#"{"url":"rediss://h/#insecure"}"#, r#"{"path":"/x","tls":true}"#, r#"{"keepAlive":"1s"}"#, r#"{"tls":{"servername":""}}"#] {
+      let err = Options::parse(bad, no_env).err().unwrap_or_else(|| panic!("{bad} should fail"));
+      assert_eq!(err.arg, Some(ArgKind::Type), "{bad}");
     }
   }
 
