@@ -53,4 +53,12 @@ export declare class CacheEngine {
   /** `metrics()`: Prometheus text exposition of this instance's figures. */
   metrics(): string
   disconnect(): void
+  /**
+   * Opens the near cache's invalidation connections (src/tracking.rs), if
+   * they are not open; their events arrive as batch `0xffffffff`.
+   */
+  track(maxSilenceMs: number): void
+  untrack(): void
+  /** The clock of tracking events, in microseconds. */
+  clock(): number
 }

@@ -170,6 +170,40 @@ declare namespace CacheModule {
      * Default `(times) => Math.min(times * 50, 2000)`.
      */
     retryStrategy?: (times: number) => number | null | undefined | void;
+    /**
+     * A near cache in this thread's memory, kept coherent by the server
+     * (README "Near cache"); off when absent. `true` takes the defaults.
+     * With it on, `get`/`mget` values are deep-frozen.
+     */
+    localCache?: boolean | LocalCacheOptions;
+  }
+
+  /** The `localCache` option; every field is optional. */
+  export interface LocalCacheOptions {
+    /** Most local copies (least recently used out first). Default `10000`. */
+    maxEntries?: number;
+    /** Most BYTES held, counted as key plus JSON text length. Default 64 MiB. */
+    maxBytes?: number;
+    /** SECONDS a local copy lives at most (the key's server TTL, if shorter, wins). Default `60`. */
+    ttl?: number;
+    /** MILLISECONDS of silence from the server after which no local copy is served (10 or more). Default `300`. */
+    maxSilenceMs?: number;
+  }
+
+  /** `getStats().local`: the near cache's figures. */
+  export interface LocalStats {
+    /** Look-ups answered from a local copy. */
+    hits: number;
+    /** Look-ups that went to the server. */
+    misses: number;
+    /** Local copies held. */
+    entries: number;
+    /** Their size: key plus JSON text length. */
+    bytes: number;
+    /** Local copies dropped because their key changed (by anyone). */
+    invalidations: number;
+    /** Times every local copy was dropped at once (a lost invalidation connection, a server flush, `invalidate()`). */
+    flushes: number;
   }
 
   /** Options of `get(key, { fallback })`. */
@@ -283,7 +317,7 @@ declare namespace CacheModule {
 
   /** Options of `getStats()`. */
   export interface GetStatsOptions {
-    /** Start a new window after this one: this instance's counters (getOrSet's too), latency and `byOperation` start again from zero (`metrics()` is not reset). */
+    /** Start a new window after this one: this instance's counters (getOrSet's and `local`'s too), latency and `byOperation` start again from zero (`metrics()` is not reset). */
     reset?: boolean;
   }
 
@@ -408,6 +442,8 @@ declare namespace CacheModule {
       /** The server's `maxmemory-policy` (`'noeviction'`, `'allkeys-lru'`, …); see README "Distributed locks". The memory store: `'allkeys-lru'` when bounded (never evicting locks), else `'noeviction'`. */
       evictionPolicy: string;
     };
+    /** The near cache's figures; present only with the `localCache` option. */
+    local?: LocalStats;
   }
 
   /** Options of the in-process memory store (`store: 'memory'`). */

@@ -12,6 +12,7 @@ const { Batcher, AT_ONCE } = require('./lib/batch');
 const { KeyPatterns } = require('./lib/patterns');
 const { Lock, acquire, lockOptions } = require('./lib/lock');
 const { warm, warmOptions } = require('./lib/warm');
+const { NearCache, localCacheOptions } = require('./lib/nearcache');
 const { GetOrSet } = require('./lib/getorset');
 const { trace } = require('./lib/trace');
 const { randomBytes } = require('node:crypto');
@@ -35,6 +36,8 @@ class CacheModule extends EventEmitter {
   #reconnectTimer = null;
   #patterns = new KeyPatterns();
   #strategies = new Map();
+  /** The near cache (lib/nearcache.js), or null when localCache is off. */
+  #near = null;
   #getOrSet;
   #where; // { server, keyPrefix }, what a trace context names
   #cluster = false;
@@ -45,7 +48,8 @@ class CacheModule extends EventEmitter {
       throw typeError(`options must be an object, got ${describe(options)}`);
     }
     // Own properties only: one added to Object.prototype is never an option.
-    const { retryStrategy = defaultRetryStrategy, ...data } = { __proto__: null, ...options };
+    const { retryStrategy = defaultRetryStrategy, localCache, ...data } = { __proto__: null, ...options };
+    const local = localCacheOptions(localCache);
     if (Object.hasOwn(data, 'tls') && data.tls !== null && typeof data.tls === 'object') data.tls = pemText(data.tls);
     if (typeof retryStrategy !== 'function') {
       throw typeError(`options.retryStrategy must be a function, got ${describe(retryStrategy)}`);
@@ -59,7 +63,7 @@ class CacheModule extends EventEmitter {
     } catch (err) {
       throw typeError(`options must hold plain data: ${err.message}`, err);
     }
-    this.#batch = new Batcher((err) => this.#connectionLost(err));
+    this.#batch = new Batcher((err) => this.#connectionLost(err), (batch) => this.#near?.events(batch));
     try {
       this.#engine = new CacheEngine(json, this.#batch.receiver);
     } catch (err) {
@@ -68,8 +72,13 @@ class CacheModule extends EventEmitter {
     this.#cluster = data.enableCluster === true;
     this.#where = { server: this.#cluster ? 'cluster' : this.#engine.address, keyPrefix: this.#engine.keyPrefix };
     this.#batch.attach(this.#engine, this.#where);
+    if (local !== null && this.#engine.address.startsWith('memory:')) {
+      throw typeError('options.localCache needs a Redis server: the memory store is in process already');
+    }
+    if (local !== null) this.#near = new NearCache(local, () => this.#engine.clock());
     this.#retryStrategy = retryStrategy;
-    this.#getOrSet = new GetOrSet((decode, args) => this.#batch.run(decode, args), this.#engine);
+    const near = this.#near && { read: (k) => this.#near.read(k, this.#batch), evict: (k) => this.#near.evict(k) };
+    this.#getOrSet = new GetOrSet((decode, args) => this.#batch.run(decode, args), this.#engine, near);
   }
 
   /** The prefix of every stored key. */
@@ -127,6 +136,7 @@ class CacheModule extends EventEmitter {
     this.#getOrSet.releaseLeases();
     await this.#batch.drain();
     this.#engine.disconnect();
+    this.#near?.stop();
     this.emit('end');
   }
 
@@ -134,6 +144,10 @@ class CacheModule extends EventEmitter {
     // Behind sentinels, the master's address is known from each connect on.
     if (!this.#cluster) this.#where.server = this.#engine.address;
     this.#state = 'ready';
+    if (this.#near !== null) {
+      this.#near.start();
+      this.#engine.track(this.#near.maxSilenceMs);
+    }
     this.emit('connect');
     this.emit('ready');
   }
@@ -220,7 +234,8 @@ class CacheModule extends EventEmitter {
     let reply;
     try {
       fallback = options === undefined ? undefined : optionsArg(options).fallback;
-      reply = this.#batch.run(decode, ['get', toKey(key)]);
+      const k = toKey(key);
+      reply = this.#near === null ? this.#batch.run(decode, ['get', k]) : this.#near.read(k, this.#batch);
     } catch (err) {
       return Promise.reject(err);
     }
@@ -232,18 +247,25 @@ class CacheModule extends EventEmitter {
       const k = toKey(key);
       const json = encode(value);
       const o = optionsArg(options);
-      return this.#batch.run(same, ['set', k, json, ttlArg(o.ttl, 'options.ttl'), tagsArg(o.tags)]);
+      const args = ['set', k, json, ttlArg(o.ttl, 'options.ttl'), tagsArg(o.tags)];
+      if (this.#near !== null) return this.#near.writes([k], () => this.#batch.run(same, args));
+      return this.#batch.run(same, args);
     } catch (err) {
       return Promise.reject(err);
     }
   }
 
   del(key) {
-    return this.#keyOp('del', key);
+    return this.#keyOp('del', key, true);
   }
 
   exists(key) {
-    return this.#keyOp('exists', key);
+    if (this.#near === null) return this.#keyOp('exists', key);
+    try {
+      return this.#near.exists(toKey(key), this.#batch);
+    } catch (err) {
+      return Promise.reject(err);
+    }
   }
 
   ttl(key) {
@@ -254,7 +276,9 @@ class CacheModule extends EventEmitter {
     try {
       const k = toKey(key);
       if (ttl === undefined) throw typeError('ttl (seconds) is required');
-      return this.#batch.run(same, ['expire', k, ttlArg(ttl)]);
+      const args = ['expire', k, ttlArg(ttl)];
+      this.#near?.evict(k);
+      return this.#batch.run(same, args);
     } catch (err) {
       return Promise.reject(err);
     }
@@ -266,6 +290,7 @@ class CacheModule extends EventEmitter {
       if (keys.length === 0) return Promise.resolve([]);
       const checked = new Array(keys.length);
       for (let i = 0; i < keys.length; i++) checked[i] = toKey(keys[i], `keys[${i}]`);
+      if (this.#near !== null) return this.#near.readMany(checked, this.#batch);
       return this.#batch.run(decodeList, mgetWire(checked), keys.length);
     } catch (err) {
       return Promise.reject(err);
@@ -286,7 +311,9 @@ class CacheModule extends EventEmitter {
         values.push(encode(value, `the value of ${JSON.stringify(k)}`));
       }
       if (keys.length === 0) return Promise.resolve(true);
-      return this.#batch.run(same, msetWire(ttl, tags, keys, values), keys.length);
+      const wire = msetWire(ttl, tags, keys, values);
+      if (this.#near !== null) return this.#near.writes(keys, () => this.#batch.run(same, wire, keys.length));
+      return this.#batch.run(same, wire, keys.length);
     } catch (err) {
       return Promise.reject(err);
     }
@@ -326,7 +353,17 @@ class CacheModule extends EventEmitter {
     if (typeof what !== 'string' || what.length === 0) {
       throw typeError(`invalidate('${strategy}') needs a non-empty string, got ${describe(arg)}`);
     }
-    const run = () => this.#batch.call((id) => this.#engine.invalidate(id, strategy, what), same);
+    // The server's invalidations of what this removes come on another
+    // connection, maybe after this resolves: drop every local copy before
+    // and after, so that reads after it see the server.
+    const run = async () => {
+      this.#near?.flush();
+      try {
+        return await this.#batch.call((id) => this.#engine.invalidate(id, strategy, what), same);
+      } finally {
+        this.#near?.flush();
+      }
+    };
     const { server, keyPrefix } = this.#where;
     return trace(run, () => ({ operation: 'invalidate', strategy, argument: what, keyPrefix, server }));
   }
@@ -339,7 +376,11 @@ class CacheModule extends EventEmitter {
     const ttl = ttlArg(o.ttl, 'options.ttl');
     const tags = tagsArg(o.tags);
     const source = await warmer();
-    return warm(source, settings, (keys, values) => this.#batch.run(same, msetWire(ttl, tags, keys, values), keys.length));
+    return warm(source, settings, (keys, values) => {
+      const wire = msetWire(ttl, tags, keys, values);
+      if (this.#near !== null) return this.#near.writes(keys, () => this.#batch.run(same, wire, keys.length));
+      return this.#batch.run(same, wire, keys.length);
+    });
   }
 
   // ---- locks ----------------------------------------------------------------
@@ -395,6 +436,7 @@ class CacheModule extends EventEmitter {
     const counts = this.#getOrSet.stats;
     Object.assign(stats, counts);
     if (reset) for (const name of Object.keys(counts)) counts[name] = 0;
+    if (this.#near !== null) stats.local = this.#near.stats(reset);
     return stats;
   }
 
@@ -410,9 +452,11 @@ class CacheModule extends EventEmitter {
     return performance.now() - started;
   }
 
-  #keyOp(op, key) {
+  #keyOp(op, key, writes = false) {
     try {
-      return this.#batch.run(same, [op, toKey(key)]);
+      const k = toKey(key);
+      if (writes) this.#near?.evict(k);
+      return this.#batch.run(same, [op, k]);
     } catch (err) {
       return Promise.reject(err);
     }

@@ -101,6 +101,7 @@ test('options: strict, and named in errors', async () => {
     [{ store: 'memory', memory: { maxBytes: 1.5 } }, RangeError, /whole number/],
     [{ store: 'memory', memory: { name: '' } }, TypeError, /non-empty string/],
     [{ url: 'memory://a', memory: { name: 'b' } }, TypeError, /differ/],
+    [{ store: 'memory', localCache: {} }, TypeError, /localCache needs a Redis server/],
   ];
   for (const [options, Class, message] of bad) {
     assert.throws(() => new CacheModule(options), (e) => e instanceof Class && e.code === 'ERR_INVALID_ARG' && message.test(e.message), JSON.stringify(options));

@@ -152,6 +152,78 @@ async function ioredis(port, enableAutoPipelining, tls) {
   };
 }
 
+// The near-cache workloads' clients (bench/workloads.js `near`): in-process
+// tiers, each handing back what get stored. Only get, set, mset and close.
+const near = {
+  /** This package with its near cache. */
+  async 'fluxor-local'(port) {
+    const CacheModule = require('..');
+    const cache = new CacheModule({ host: '127.0.0.1', port, keyPrefix: '', defaultTTL: TTL, localCache: { maxEntries: 100_000 } });
+    await cache.initialize();
+    // Tracking comes up in the background: wait for the first local hit.
+    await cache.set('bench:ready', 1);
+    for (let i = 0; i < 1000 && (await cache.getStats()).local.hits === 0; i++) {
+      await cache.get('bench:ready');
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    return {
+      get: (k) => cache.get(k),
+      set: (k, v) => cache.set(k, v),
+      mset: (pairs) => cache.mset(pairs),
+      async close() {
+        if (process.env.FLUXOR_BENCH_STATS) process.stderr.write(`${JSON.stringify((await cache.getStats()).local)}\n`);
+        await cache.disconnect();
+      },
+    };
+  },
+
+  /** cache-manager 7's default store: an in-process Map (keyv), the stored object back. */
+  async 'cache-manager'() {
+    const { createCache } = require('cache-manager');
+    const cache = createCache({ ttl: TTL * 1000 });
+    return {
+      get: (k) => cache.get(k),
+      set: (k, v) => cache.set(k, v),
+      mset: (pairs) => cache.mset(Object.entries(pairs).map(([key, value]) => ({ key, value }))),
+      close: () => cache.disconnect(),
+    };
+  },
+
+  /** node-redis 6's client-side cache (RESP3 tracking; a structuredClone per hit). */
+  async 'node-redis-csc'(port) {
+    const { createClient } = require('redis');
+    const client = createClient({ socket: { host: '127.0.0.1', port }, RESP: 3, clientSideCache: { ttl: 0, maxEntries: 100_000 } });
+    await client.connect();
+    const parse = (s) => (s === null ? null : JSON.parse(s));
+    return {
+      get: async (k) => parse(await client.get(k)),
+      set: (k, v) => client.set(k, JSON.stringify(v), { EX: TTL }),
+      mset: (pairs) => {
+        const m = client.multi();
+        for (const [k, v] of Object.entries(pairs)) m.set(k, JSON.stringify(v), { EX: TTL });
+        return m.execAsPipeline();
+      },
+      close: () => client.quit(),
+    };
+  },
+
+  /** bentocache 1.6's memory tier alone, as configured by default. */
+  async bentocache() {
+    const { BentoCache, bentostore } = require('bentocache');
+    const { memoryDriver } = require('bentocache/drivers/memory');
+    const bento = new BentoCache({ default: 'memory', stores: { memory: bentostore().useL1Layer(memoryDriver({ maxItems: 100_000 })) } });
+    return {
+      get: (k) => bento.get({ key: k }),
+      set: (k, v) => bento.set({ key: k, value: v, ttl: TTL * 1000 }),
+      mset: async (pairs) => {
+        for (const [key, value] of Object.entries(pairs)) await bento.set({ key, value, ttl: TTL * 1000 });
+      },
+      close: () => bento.disconnectAll(),
+    };
+  },
+};
+Object.assign(adapters, near);
+
 // FLUXOR_BASE=<another checkout, built> adds it as `fluxor-base`, to weigh a
 // change against the build it started from in the same run.
 if (process.env.FLUXOR_BASE) adapters['fluxor-base'] = fluxorAt(require('node:path').resolve(process.env.FLUXOR_BASE));

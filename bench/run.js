@@ -11,7 +11,9 @@
 // writes bench/results/latest.json and bench/results/chart.svg. A second
 // section compares getOrSet with bentocache and cache-manager (`--only
 // getOrSet` runs it alone); a third the memory store with cache-manager's
-// and bentocache's (`--only memory`).
+// and bentocache's (`--only memory`); a fourth the near cache (localCache)
+// with other in-process tiers, with its coherence delay, tracking cost and
+// memory (`--only near`).
 //
 //   npm run bench -- [--rounds 3] [--seconds 2] [--only substring] [--clients a,b] [--no-wait]
 //
@@ -24,6 +26,7 @@ const os = require('node:os');
 const path = require('node:path');
 const { startRedis, startTlsRedis } = require('../__test__/harness');
 const { workloads } = require('./workloads');
+const { nearExtras } = require('./nearcache');
 const { chart } = require('./chart');
 const { runHerd } = require('./herd');
 const { clusterWorkloads, clusterAdapters, startBenchCluster, measureFailover } = require('./cluster');
@@ -163,14 +166,17 @@ async function main() {
   const server = await start({ args: ['--enable-debug-command', 'yes'] });
   const results = {}; // name -> client -> [runs]
   const main = names.filter((n) => !workloads[n].clients);
-  const aside = names.filter((n) => workloads[n].clients);
+  const aside = names.filter((n) => workloads[n].clients && !workloads[n].near);
+  const near = names.filter((n) => workloads[n].near);
   let ceiling = null;
+  let extras = [];
   try {
     await rounds(server, names, (name) => clientsOf(workloads[name]), results);
     if (main.length > 0) {
       await waitQuiet();
       ceiling = redisBenchmark(server.port);
     }
+    if (near.length > 0) extras = await nearExtras(server);
   } finally {
     await server.stop();
   }
@@ -195,6 +201,7 @@ async function main() {
   }
   if (main.length + clusterNames.length + Object.keys(failover).length > 0) report([...main, ...clusterNames], results, ceiling, failover);
   if (aside.length > 0) reportCacheAside(aside, results, main.length > 0);
+  if (near.length > 0) reportNear(near, results, extras, main.length > 0);
   // The memory store beside other in-process stores (bench/memory-store.js).
   if ('memory store'.includes(ONLY)) {
     const { lines } = await require('./memory-store').section({ rounds: ROUNDS, seconds: SECONDS });
@@ -236,6 +243,44 @@ function reportCacheAside(names, results, appendToResults) {
   fs.appendFileSync(path.join(dir, 'latest.md'), ['', ...lines, ''].join('\n'));
   const json = JSON.parse(fs.readFileSync(path.join(dir, 'latest.json'), 'utf8'));
   json.getOrSet = summary;
+  fs.writeFileSync(path.join(dir, 'latest.json'), JSON.stringify(json, null, 2));
+}
+
+/** The near-cache section: local hits against other in-process tiers, the mix, and the extra measurements. */
+function reportNear(names, results, extras, appendToResults) {
+  const clients = [...new Set(names.flatMap((n) => clientsOf(workloads[n])))];
+  const ours = 'fluxor-local';
+  const header = ['near-cache workload', ...clients.map((c) => `${c} ops/s (min-max)`), 'p50/p99 ms (ours)', `${ours} ÷ best other`];
+  const lines = [`| ${header.join(' | ')} |`, `|${header.map(() => '---').join('|')}|`];
+  const summary = {};
+  const ms = (x) => x.toFixed(x < 0.01 ? 4 : 3);
+  for (const name of names) {
+    const row = [name];
+    const med = {};
+    for (const client of clients) {
+      const ops = (results[name][client] ?? []).map((r) => r.opsPerSec);
+      if (ops.length === 0) {
+        row.push('-');
+        continue;
+      }
+      med[client] = median(ops);
+      row.push(`${fmt(med[client])} (${fmt(Math.min(...ops))}-${fmt(Math.max(...ops))})`);
+    }
+    const mine = results[name][ours];
+    const others = Object.keys(med).filter((c) => c !== ours);
+    const ratio = mine && others.length ? med[ours] / Math.max(...others.map((c) => med[c])) : NaN;
+    row.push(mine ? `${ms(median(mine.map((r) => r.p50)))} / ${ms(median(mine.map((r) => r.p99)))}` : '-');
+    row.push(Number.isFinite(ratio) ? `${ratio.toFixed(2)}x` : '-');
+    lines.push(`| ${row.join(' | ')} |`);
+    summary[name] = { ratio, clients: Object.fromEntries(Object.keys(med).map((c) => [c, { median: med[c], runs: results[name][c] }])) };
+  }
+  lines.push('', ...extras, '', `Median of ${ROUNDS} interleaved rounds of ${SECONDS} s; hits over 10k stored keys; the mix is 95 % get / 5 % set, zipfian.`);
+  console.log(['', ...lines].join('\n'));
+  if (!appendToResults || ONLY || CHOSEN || process.env.FLUXOR_BASE) return;
+  const dir = path.join(__dirname, 'results');
+  fs.appendFileSync(path.join(dir, 'latest.md'), ['', ...lines, ''].join('\n'));
+  const json = JSON.parse(fs.readFileSync(path.join(dir, 'latest.json'), 'utf8'));
+  json.near = { summary, extras };
   fs.writeFileSync(path.join(dir, 'latest.json'), JSON.stringify(json, null, 2));
 }
 

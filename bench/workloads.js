@@ -110,4 +110,75 @@ workloads['getOrSet hit c1'] = getOrSetHit(1);
 workloads['getOrSet hit c64'] = getOrSetHit(64);
 workloads['getOrSet herd 4x100'] = { kind: 'herd', clients: CACHE_ASIDE, processes: 4, calls: 100, factoryMs: 50 };
 
+// Near-cache workloads (issue #15), each with its own clients: local hits
+// against other in-process tiers and this package's network get; then a
+// read-heavy zipfian mix with and without the near cache.
+const NEAR = ['fluxor-local', 'cache-manager', 'node-redis-csc', 'bentocache', 'fluxor'];
+
+/** `n` key indexes drawn from a zipfian distribution (s = 0.99) over KEYS. */
+function zipfian(n, s = 0.99) {
+  const cdf = new Float64Array(KEYS);
+  let sum = 0;
+  for (let i = 0; i < KEYS; i++) cdf[i] = sum += 1 / (i + 1) ** s;
+  const out = new Uint32Array(n);
+  let seed = 42;
+  for (let j = 0; j < n; j++) {
+    seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+    const x = (seed / 2 ** 32) * sum;
+    let lo = 0;
+    let hi = KEYS - 1;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (cdf[mid] < x) lo = mid + 1;
+      else hi = mid;
+    }
+    out[j] = lo;
+  }
+  return out;
+}
+
+/** Reads every key a few times, so that local tiers hold them all before the clock starts. */
+async function readAll(api) {
+  for (let pass = 0; pass < 3; pass++) {
+    for (let i = 0; i < KEYS; i += 500) await Promise.all(Array.from({ length: 500 }, (_, j) => api.get(keyOf(i + j))));
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+function nearHit(bytes, concurrency) {
+  const w = getSet('get', bytes, concurrency);
+  return {
+    ...w,
+    clients: NEAR,
+    near: true,
+    async setup(api) {
+      const ctx = await w.setup(api);
+      await readAll(api);
+      return ctx;
+    },
+  };
+}
+
+const near = {
+  'near hit 100B c1': nearHit(100, 1),
+  'near hit 100B c64': nearHit(100, 64),
+  'near hit 1KB c1': nearHit(1024, 1),
+  'near hit 1KB c64': nearHit(1024, 64),
+  'near zipf 95/5 c64': {
+    ...getSet('get', 100, 64),
+    clients: ['fluxor-local', 'fluxor'],
+    near: true,
+    async setup(api) {
+      const ctx = await getSet('get', 100, 64).setup(api);
+      await readAll(api);
+      return { ...ctx, draws: zipfian(1 << 20) };
+    },
+    op: (api, ctx, i) => {
+      const k = keyOf(ctx.draws[i & ((1 << 20) - 1)]);
+      return i % 20 === 0 ? api.set(k, ctx.value) : api.get(k);
+    },
+  },
+};
+Object.assign(workloads, near);
+
 module.exports = { workloads, objectOf };

@@ -15,6 +15,8 @@ const { cacheError, adopt } = require('./errors');
 const { commands, wireContext } = require('./trace');
 
 const FLUSH_AT = 32;
+/** The batch id of the near cache's tracking events (src/tracking.rs). */
+const EVENTS = 0xffffffff;
 /** The cost of an operation that leaves at once with what is queued. */
 const AT_ONCE = FLUSH_AT;
 /**
@@ -38,11 +40,16 @@ class Batcher {
   #releaseQueued = false;
   #nextId = 1;
   #idle = [];
+  #onEvent;
   #where = null; // { server, keyPrefix }, for tracing
 
-  /** `onLost(err)` hears when the engine lost its connection. */
-  constructor(onLost) {
+  /**
+   * `onLost(err)` hears when the engine lost its connection; `onEvent(event)`
+   * hears the near cache's tracking events (batch EVENTS, src/tracking.rs).
+   */
+  constructor(onLost, onEvent = () => {}) {
     this.#onLost = onLost;
+    this.#onEvent = onEvent;
     this.flush = this.flush.bind(this);
     const self = new WeakRef(this);
     /** What the engine calls with finished batches (see `settle`). */
@@ -117,7 +124,7 @@ class Batcher {
   /** Registers `pending` in flight under a new batch id. */
   #begin(pending) {
     const id = this.#nextId;
-    this.#nextId = id === 0xffffffff ? 1 : id + 1;
+    this.#nextId = id === EVENTS - 1 ? 1 : id + 1;
     // Batches in flight keep the process alive; an idle connection does not.
     if (!this.#held) {
       this.#held = true;
@@ -135,6 +142,7 @@ class Batcher {
 
   #settleOne(id, replies) {
     if (id === 0) return this.#onLost(adopt(replies[0]));
+    if (id === EVENTS) return this.#onEvent(replies);
     const pending = this.#inflight.get(id);
     if (pending === undefined) return;
     this.#inflight.delete(id);

@@ -38,10 +38,18 @@ class GetOrSet {
   #leases = new Map();
   stats = { factoryRuns: 0, staleServed: 0, coalesced: 0 };
 
-  /** `run(args)` sends one operation on the batch path; `engine` has awaitFill and the settings. */
-  constructor(run, engine) {
+  /** The near cache's `{ read(key), evict(key) }` (lib/nearcache.js), or null. */
+  #near;
+
+  /**
+   * `run(args)` sends one operation on the batch path; `engine` has
+   * awaitFill and the settings; `near`: reads go through the near cache,
+   * and a store evicts its copy first.
+   */
+  constructor(run, engine, near = null) {
     this.#run = run;
     this.#engine = engine;
+    this.#near = near;
     this.#awaitFill = (key, ms) => engine.awaitFill(key, Math.max(1, Math.ceil(ms))).catch(() => false);
   }
 
@@ -67,7 +75,8 @@ class GetOrSet {
       return this.#uncached(key, factory, o, undefined); // Redis unreachable
     };
     if (o.graceMs === 0 && o.refreshAt === undefined) {
-      return this.#run(valueOrMiss, ['get', key]).then((value) => (value === MISS ? this.#miss(key, factory, o, undefined) : value), onError);
+      const read = this.#near === null ? this.#run(valueOrMiss, ['get', key]) : this.#near.read(key);
+      return read.then((value) => (value === MISS || value === null ? this.#miss(key, factory, o, undefined) : value), onError);
     }
     return this.#run(raw, ['gos_read', key]).then(([text, pttlText]) => {
       const value = decode(text);
@@ -238,6 +247,7 @@ class GetOrSet {
           throw err;
         }
         const px = ttl === 0 ? 0 : ttl + o.graceMs;
+        this.#near?.evict(key);
         await this.#run(raw, ['gos_store', key, token, json, String(px), tags]).catch(() => false);
         return value;
       },

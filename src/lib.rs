@@ -28,6 +28,7 @@ mod ops;
 mod options;
 mod sentinel;
 mod stats;
+mod tracking;
 mod transport;
 mod wake;
 
@@ -35,7 +36,7 @@ mod wake;
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use std::ptr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use napi::bindgen_prelude::{Function, Null, PromiseRaw, ToNapiValue, TypeName};
 use napi::{sys, Env, Status, ValueType};
@@ -62,6 +63,8 @@ fn init() {
 pub struct CacheEngine {
   engine: Arc<Engine>,
   deliver: Arc<Deliver>,
+  /// The near cache's invalidation connections, while tracking.
+  tracker: Mutex<Option<tracking::Tracker>>,
   wakes: Wakes,
 }
 
@@ -83,7 +86,7 @@ impl CacheEngine {
     let deliver = Arc::new(Deliver::new(&env, on_replies)?);
     let events = deliver.clone();
     let engine = Engine::new(opts, Arc::new(move |err| events.send(0, vec![Reply::Err(err)])));
-    Ok(CacheEngine { engine: Arc::new(engine), deliver, wakes: Wakes::default() })
+    Ok(CacheEngine { engine: Arc::new(engine), deliver, tracker: Mutex::new(None), wakes: Wakes::default() })
   }
 
   #[napi(getter)]
@@ -192,8 +195,31 @@ impl CacheEngine {
 
   #[napi]
   pub fn disconnect(&self) {
+    self.untrack();
     self.wakes.stop();
     self.engine.disconnect();
+  }
+
+  /// Opens the near cache's invalidation connections (src/tracking.rs), if
+  /// they are not open; their events arrive as batch `0xffffffff`.
+  #[napi]
+  pub fn track(&self, max_silence_ms: u32) {
+    let mut tracker = self.tracker.lock().unwrap();
+    if tracker.is_none() {
+      let silence = std::time::Duration::from_millis(max_silence_ms.into());
+      *tracker = Some(tracking::start(self.engine.clone(), self.deliver.clone(), silence));
+    }
+  }
+
+  #[napi]
+  pub fn untrack(&self) {
+    self.tracker.lock().unwrap().take();
+  }
+
+  /// The clock of tracking events, in microseconds.
+  #[napi]
+  pub fn clock(&self) -> i64 {
+    tracking::clock_us()
   }
 }
 

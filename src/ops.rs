@@ -13,6 +13,7 @@
 //! string).
 //!
 //!   get key | del key | exists key | ttl key
+//!   getx key | mgetx n keys..   (the near cache's reads: values and PTTLs)
 //!   set key json ttl tags | expire key ttl
 //!   mget n keys.. | mset ttl tags n keys.. n jsons.. | ping
 //!   lock key token ttl | unlock key token | extend key token ttl
@@ -114,6 +115,10 @@ impl Kind {
 
 pub enum Op {
   Get(Vec<u8>),
+  /// GET and PTTL: resolves [value, pttl].
+  GetX(Vec<u8>),
+  /// Every value, then every PTTL.
+  MGetX(Vec<Vec<u8>>),
   Set {
     entries: Vec<(Vec<u8>, String)>,
     ttl_ms: u64,
@@ -188,6 +193,8 @@ impl<'a> Wire<'a> {
     let opcode = self.take(1)?[0].as_str();
     Ok(match opcode {
       "get" => (Kind::Get, codec.key(&self.take(1)?[0]).map(Op::Get)),
+      // The near cache's reads count as what the caller asked for.
+      "getx" => (Kind::Get, codec.key(&self.take(1)?[0]).map(Op::GetX)),
       "del" => (Kind::Del, codec.key(&self.take(1)?[0]).map(Op::Del)),
       "exists" => (Kind::Exists, codec.key(&self.take(1)?[0]).map(Op::Exists)),
       "ttl" => (Kind::Ttl, codec.key(&self.take(1)?[0]).map(Op::Ttl)),
@@ -204,12 +211,12 @@ impl<'a> Wire<'a> {
         })();
         (Kind::Set, op)
       }
-      "mget" => {
+      "mget" | "mgetx" => {
         let keys = self.keys()?;
         let op = if keys.is_empty() {
           Err(CacheError::range_error("mget needs at least one key"))
         } else {
-          keys.iter().map(|k| codec.key(k)).collect::<Result<_>>().map(Op::MGet)
+          keys.iter().map(|k| codec.key(k)).collect::<Result<_>>().map(if opcode == "mget" { Op::MGet } else { Op::MGetX })
         };
         (Kind::MGet, op)
       }
@@ -309,6 +316,14 @@ impl Op {
   pub fn commands(&self, codec: &Codec, cluster: bool, out: &mut Vec<Cmd>) {
     match self {
       Op::Get(k) => out.push(key_cmd("GET", k)),
+      Op::GetX(k) => {
+        out.push(key_cmd("GET", k));
+        out.push(key_cmd("PTTL", k));
+      }
+      Op::MGetX(keys) => {
+        mget(keys, cluster, out);
+        out.extend(keys.iter().map(|k| key_cmd("PTTL", k)));
+      }
       // A delete clears the key's getOrSet lease: a factory in flight does
       // not write its older result back (src/getorset.rs; a set changes the
       // value, which the lease remembers), and the key's record of its tags
@@ -321,14 +336,7 @@ impl Op {
       Op::Exists(k) => out.push(key_cmd("EXISTS", k)),
       Op::Expire(k, ms) => expire::commands(codec, k, *ms, out),
       Op::Ttl(k) => out.push(key_cmd("TTL", k)),
-      Op::MGet(keys) if cluster => out.extend(keys.iter().map(|k| key_cmd("GET", k))),
-      Op::MGet(keys) => {
-        let mut cmd = redis::cmd("MGET");
-        for k in keys {
-          cmd.arg(k);
-        }
-        out.push(cmd);
-      }
+      Op::MGet(keys) => mget(keys, cluster, out),
       Op::Lock { key, token, ttl_ms } => out.push(lock::acquire(codec, key, token, *ttl_ms)),
       Op::Unlock { key, token } => out.push(lock::release(codec, key, token)),
       Op::Extend { key, token, ttl_ms } => out.push(lock::extend(codec, key, token, *ttl_ms)),
@@ -375,6 +383,27 @@ impl Op {
         add(if v.is_some() { &stats.hits } else { &stats.misses }, 1);
         v.map_or(Reply::Nil, Reply::Str)
       }
+      Op::GetX(_) => {
+        let v = string_of(first);
+        add(if v.is_some() { &stats.hits } else { &stats.misses }, 1);
+        let pttl = int_of(&values.next().unwrap_or(Value::Nil));
+        Reply::List(vec![v, Some(pttl.to_string())])
+      }
+      Op::MGetX(keys) => {
+        let n = keys.len();
+        let mut values: Vec<Value> = match first {
+          Value::Array(items) => items.into_iter().chain(values).collect(),
+          first => std::iter::once(first).chain(values).collect(),
+        };
+        debug_assert_eq!(values.len(), 2 * n);
+        let pttls = values.split_off(n.min(values.len()));
+        let hits = values.iter().filter(|v| !matches!(v, Value::Nil)).count() as u64;
+        add(&stats.hits, hits);
+        add(&stats.misses, n as u64 - hits);
+        let mut out: Vec<Option<String>> = values.into_iter().map(string_of).collect();
+        out.extend(pttls.iter().map(|v| Some(int_of(v).to_string())));
+        Reply::List(out)
+      }
       Op::Set { entries, .. } => {
         add(&stats.sets, entries.len() as u64);
         Reply::Bool(true)
@@ -405,6 +434,19 @@ impl Op {
       }
       Op::Gos(_) => unreachable!("answered above"),
     })
+  }
+}
+
+/// One MGET, or one GET per key in a cluster.
+fn mget(keys: &[Vec<u8>], cluster: bool, out: &mut Vec<Cmd>) {
+  if cluster {
+    out.extend(keys.iter().map(|k| key_cmd("GET", k)));
+  } else {
+    let mut cmd = redis::cmd("MGET");
+    for k in keys {
+      cmd.arg(k);
+    }
+    out.push(cmd);
   }
 }
 

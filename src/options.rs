@@ -14,7 +14,7 @@ use crate::memory;
 use crate::sentinel::{self, Sentinel};
 
 /// Every option of `new CacheModule(options)`, in one place: any other name
-/// is refused. `retryStrategy` stays in JS; `path` and `keepAlive` (and
+/// is refused. `retryStrategy` and `localCache` stay in JS; `path` and `keepAlive` (and
 /// `tls.servername`) belong to the transport.
 pub const OPTIONS: &[&str] = &[
   "host",
@@ -40,6 +40,7 @@ pub const OPTIONS: &[&str] = &[
   "retryStrategy",
   "store",
   "memory",
+  "localCache",
 ];
 const TLS_OPTIONS: &[&str] = &["ca", "cert", "key", "rejectUnauthorized", "servername"];
 const NODE_OPTIONS: &[&str] = &["host", "port"];
@@ -51,6 +52,7 @@ const FOREIGN: &[(&str, &str)] = &[
   ("enableOfflineQueue", "commands are never queued while disconnected: they fail fast (a get fallback answers)"),
   ("maxRetriesPerRequest", "commands are never retried: they fail fast while reconnecting"),
   ("enableAutoPipelining", "commands are always pipelined"),
+  ("clientSideCache", "use localCache: a near cache kept coherent by the server"),
   ("enableReadyCheck", "initialize() resolves once the server answers PING"),
   ("reconnectOnError", "the connection is replaced when it breaks (with sentinels, also on READONLY)"),
   ("sentinelRetryStrategy", "retryStrategy paces every reconnect, the sentinel lookup included"),

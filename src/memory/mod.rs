@@ -143,6 +143,10 @@ pub fn run(store: &Store, codec: &Codec, op: &Op) -> Vec<Outcome> {
   let int = |b: bool| Ok(Value::Int(b as i64));
   let out = match op {
     Op::Get(k) => vec![Ok(store.shard(k).get(k).map_or(Value::Nil, Value::BulkString))],
+    Op::GetX(k) => vec![Ok(store.shard(k).get(k).map_or(Value::Nil, Value::BulkString)), Ok(Value::Int(store.shard(k).pttl(k)))],
+    Op::MGetX(keys) => std::iter::once(Ok(Value::Array(keys.iter().map(|k| store.shard(k).get(k).map_or(Value::Nil, Value::BulkString)).collect())))
+      .chain(keys.iter().map(|k| Ok(Value::Int(store.shard(k).pttl(k)))))
+      .collect(),
     Op::Del(k) => {
       let (lease, record) = (codec.lease_key(k), codec.tag_record(k));
       vec![int(store.shard(k).del(k)), int(store.shard(&lease).del(&lease)), int(store.shard(&record).del(&record))]
