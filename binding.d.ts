@@ -41,6 +41,16 @@ export declare class CacheEngine {
    * number of cache keys removed, or the Error.
    */
   invalidate(kind: string, arg: string): Promise<number | Error>
+  /**
+   * The nodes `cache.scan` walks ("" for the one server, else each
+   * master's host:port), or the Error.
+   */
+  scanNodes(): Promise<Array<string> | Error>
+  /**
+   * One page of `cache.scan(glob)` on `node` from `cursor`: a JSON array
+   * text `[nextCursor, ...keys]` ("0": the node is done), or the Error.
+   */
+  scan(node: string, cursor: string, glob: string, count: number): Promise<string | Error>
   /** `getStats()` as JSON text, or the Error; `reset` starts a new window. */
   stats(reset: boolean): Promise<string | Error>
   /** `metrics()`: Prometheus text exposition of this instance's figures. */

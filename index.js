@@ -7,19 +7,19 @@
 const { EventEmitter } = require('node:events');
 const { CacheEngine } = require('./binding.js');
 const { CacheError, isCacheError, cacheError, typeError, adopt, describe, unwrap } = require('./lib/errors');
-const { toKey, encode, decode, ttlArg, tagsArg, optionsArg, entriesOf, mgetWire, msetWire, wellFormed } = require('./lib/args');
+const { toKey, ttlArg, tagsArg, optionsArg, entriesOf, wellFormed } = require('./lib/args');
 const { Batcher, AT_ONCE } = require('./lib/batch');
 const { KeyPatterns } = require('./lib/patterns');
 const { Lock, acquire, lockOptions } = require('./lib/lock');
 const { warm, warmOptions } = require('./lib/warm');
 const { GetOrSet } = require('./lib/getorset');
 const { trace } = require('./lib/trace');
+const { serializerOf } = require('./lib/serializer');
+const { scan } = require('./lib/scan');
 const { randomBytes } = require('node:crypto');
 
 const same = (reply) => reply;
 const BUILT_IN_STRATEGIES = new Set(['cascade', 'tag', 'pattern']);
-// mget: one JSON array text (or, when a stored value is not JSON, one string each).
-const decodeList = (replies) => (typeof replies === 'string' ? JSON.parse(replies) : replies.map(decode));
 const defaultRetryStrategy = (times) => Math.min(times * 50, 2000);
 
 class CacheModule extends EventEmitter {
@@ -34,13 +34,15 @@ class CacheModule extends EventEmitter {
   #getOrSet;
   #where; // { server, keyPrefix }, what a trace context names
   #cluster = false;
+  #ser; // the values' serializer (lib/serializer.js)
 
   constructor(options = {}) {
     super();
     if (options === null || typeof options !== 'object' || Array.isArray(options)) {
       throw typeError(`options must be an object, got ${describe(options)}`);
     }
-    const { retryStrategy = defaultRetryStrategy, ...data } = options;
+    const { retryStrategy = defaultRetryStrategy, serializer, ...data } = options;
+    this.#ser = serializerOf(serializer);
     if (data.tls !== null && typeof data.tls === 'object') data.tls = pemText(data.tls);
     if (typeof retryStrategy !== 'function') {
       throw typeError(`options.retryStrategy must be a function, got ${describe(retryStrategy)}`);
@@ -64,7 +66,7 @@ class CacheModule extends EventEmitter {
     this.#where = { server: this.#cluster ? 'cluster' : this.#engine.address, keyPrefix: this.#engine.keyPrefix };
     this.#batch.attach(this.#engine, this.#where);
     this.#retryStrategy = retryStrategy;
-    this.#getOrSet = new GetOrSet((decode, args) => this.#batch.run(decode, args), this.#engine);
+    this.#getOrSet = new GetOrSet((decode, args) => this.#batch.run(decode, args), this.#engine, this.#ser);
   }
 
   /** The prefix of every stored key. */
@@ -181,7 +183,7 @@ class CacheModule extends EventEmitter {
     let reply;
     try {
       fallback = options === undefined ? undefined : optionsArg(options).fallback;
-      reply = this.#batch.run(decode, ['get', toKey(key)]);
+      reply = this.#batch.run(this.#ser.decode, ['get', toKey(key)]);
     } catch (err) {
       return Promise.reject(err);
     }
@@ -191,9 +193,9 @@ class CacheModule extends EventEmitter {
   set(key, value, options) {
     try {
       const k = toKey(key);
-      const json = encode(value);
+      const stored = this.#ser.encode(value);
       const o = optionsArg(options);
-      return this.#batch.run(same, ['set', k, json, ttlArg(o.ttl, 'options.ttl'), tagsArg(o.tags)]);
+      return this.#batch.run(same, [this.#ser.setOp, k, stored, ttlArg(o.ttl, 'options.ttl'), tagsArg(o.tags)]);
     } catch (err) {
       return Promise.reject(err);
     }
@@ -227,7 +229,7 @@ class CacheModule extends EventEmitter {
       if (keys.length === 0) return Promise.resolve([]);
       const checked = new Array(keys.length);
       for (let i = 0; i < keys.length; i++) checked[i] = toKey(keys[i], `keys[${i}]`);
-      return this.#batch.run(decodeList, mgetWire(checked), keys.length);
+      return this.#batch.run(this.#ser.decodeList, this.#ser.mgetWire(checked), keys.length);
     } catch (err) {
       return Promise.reject(err);
     }
@@ -244,10 +246,10 @@ class CacheModule extends EventEmitter {
       for (const [key, value] of entriesOf(pairs, 'pairs')) {
         const k = toKey(key, 'a key of pairs');
         keys.push(k);
-        values.push(encode(value, `the value of ${JSON.stringify(k)}`));
+        values.push(this.#ser.encode(value, `the value of ${JSON.stringify(k)}`));
       }
       if (keys.length === 0) return Promise.resolve(true);
-      return this.#batch.run(same, msetWire(ttl, tags, keys, values), keys.length);
+      return this.#batch.run(same, this.#ser.msetWire(ttl, tags, keys, values), keys.length);
     } catch (err) {
       return Promise.reject(err);
     }
@@ -300,7 +302,15 @@ class CacheModule extends EventEmitter {
     const ttl = ttlArg(o.ttl, 'options.ttl');
     const tags = tagsArg(o.tags);
     const source = await warmer();
-    return warm(source, settings, (keys, values) => this.#batch.run(same, msetWire(ttl, tags, keys, values), keys.length));
+    const ser = this.#ser;
+    return warm(source, settings, (keys, values) => this.#batch.run(same, ser.msetWire(ttl, tags, keys, values), keys.length), ser.encode);
+  }
+
+  // ---- keys -----------------------------------------------------------------
+
+  /** The keys under keyPrefix matching `pattern` (unprefixed), as an async iterator. */
+  scan(pattern, options) {
+    return scan(this.#engine, pattern, options);
   }
 
   // ---- locks ----------------------------------------------------------------

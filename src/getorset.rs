@@ -26,6 +26,7 @@
 //!   gos_read key                            -> [json|null, pttl]
 //!   gos_lease key token leaseMs minPttl force -> [state, json|null, pttl, leasePttl]
 //!   gos_store key token json pxMs tags      -> stored?
+//!   gos_storev key token tagged pxMs tags   -> stored? (a serializer's value, ops.rs)
 //!   gos_release key token extendMs          -> released?
 //!   gos_extend key token leaseMs            -> still held?
 
@@ -34,10 +35,11 @@ use std::sync::{Arc, OnceLock};
 use redis::{Cmd, Value};
 
 use crate::codec::{parse_ms, Codec};
+use crate::compress::maybe_compress;
 use crate::connection::Outcome;
 use crate::engine::Engine;
 use crate::error::{CacheError, Result};
-use crate::ops::{add_to_tags, parse_tags, Op, Reply, Wire};
+use crate::ops::{add_to_tags, parse_tags, tagged, Op, Reply, Stored, Wire, Writing};
 use crate::stats::{add, Stats};
 
 /// Lua helpers of the lease scripts. A lease holds its token followed by the
@@ -148,18 +150,39 @@ return 1
 
 pub enum Gos {
   Read(Vec<u8>),
-  Lease { key: Vec<u8>, token: String, lease_ms: u64, min_pttl: u64, force: bool },
-  Store { key: Vec<u8>, token: String, json: String, px_ms: u64, tags: Vec<String> },
-  Release { key: Vec<u8>, token: String, extend_ms: u64 },
-  Extend { key: Vec<u8>, token: String, lease_ms: u64 },
+  Lease {
+    key: Vec<u8>,
+    token: String,
+    lease_ms: u64,
+    min_pttl: u64,
+    force: bool,
+  },
+  /// `value`: the stored bytes (compressed when the options say so).
+  Store {
+    key: Vec<u8>,
+    token: String,
+    value: Vec<u8>,
+    px_ms: u64,
+    tags: Vec<String>,
+  },
+  Release {
+    key: Vec<u8>,
+    token: String,
+    extend_ms: u64,
+  },
+  Extend {
+    key: Vec<u8>,
+    token: String,
+    lease_ms: u64,
+  },
 }
 
 /// Reads one getOrSet operation off the wire (see the module docs).
-pub fn parse(opcode: &str, wire: &mut Wire, codec: &Codec) -> Result<Result<Op>> {
+pub fn parse(opcode: &str, wire: &mut Wire, codec: &Codec, writing: Writing) -> Result<Result<Op>> {
   let n = match opcode {
     "gos_read" => 1,
     "gos_lease" => 5,
-    "gos_store" => 5,
+    "gos_store" | "gos_storev" => 5,
     "gos_release" | "gos_extend" => 3,
     _ => return Err(crate::ops::malformed()),
   };
@@ -169,7 +192,10 @@ pub fn parse(opcode: &str, wire: &mut Wire, codec: &Codec) -> Result<Result<Op>>
     Ok(Op::Gos(match opcode {
       "gos_read" => Gos::Read(key),
       "gos_lease" => Gos::Lease { key, token: a[1].clone(), lease_ms: parse_ms(&a[2])?, min_pttl: parse_ms(&a[3])?, force: a[4] == "1" },
-      "gos_store" => Gos::Store { key, token: a[1].clone(), json: a[2].clone(), px_ms: parse_ms(&a[3])?, tags: parse_tags(&a[4])? },
+      "gos_store" | "gos_storev" => {
+        let value = if opcode == "gos_storev" { tagged(&a[2])? } else { a[2].clone().into_bytes() };
+        Gos::Store { key, token: a[1].clone(), value: maybe_compress(value, writing.compress_at), px_ms: parse_ms(&a[3])?, tags: parse_tags(&a[4])? }
+      }
       "gos_release" => Gos::Release { key, token: a[1].clone(), extend_ms: parse_ms(&a[2])? },
       _ => Gos::Extend { key, token: a[1].clone(), lease_ms: parse_ms(&a[2])? },
     }))
@@ -191,9 +217,9 @@ impl Gos {
         // moment it exists.
         out.push(eval(INDEX_ADD, &[&codec.lease_index()]).arg(lease_ms).arg(&lease).clone());
       }
-      Gos::Store { key, token, json, px_ms, tags } => {
+      Gos::Store { key, token, value, px_ms, tags } => {
         let lease = codec.lease_key(key);
-        out.push(eval(STORE, &[key, &lease]).arg(token).arg(json).arg(px_ms).arg(codec.fill_channel()).clone());
+        out.push(eval(STORE, &[key, &lease]).arg(token).arg(value).arg(px_ms).arg(codec.fill_channel()).clone());
         out.push(redis::cmd("ZREM").arg(codec.lease_index()).arg(&lease).clone());
         // Conservative: the key joins its tags' indexes even when the store
         // was refused (an index may name a key it no longer needs to).
@@ -222,14 +248,14 @@ impl Gos {
         let pttl = values.next().unwrap_or(Ok(Value::Nil))?;
         let value = text(first);
         add(if value.is_some() { &stats.hits } else { &stats.misses }, 1);
-        Reply::List(vec![value, Some(int(&pttl).to_string())])
+        Reply::List(vec![value, Some(Stored::Text(int(&pttl).to_string()))])
       }
       Gos::Lease { .. } => match first {
         Value::Array(items) => Reply::List(
           items
             .into_iter()
             .map(|v| match v {
-              Value::Int(i) => Some(i.to_string()),
+              Value::Int(i) => Some(Stored::Text(i.to_string())),
               v => text(v),
             })
             .collect(),
@@ -337,10 +363,11 @@ fn eval(script: &str, keys: &[&[u8]]) -> Cmd {
   cmd
 }
 
-fn text(v: Value) -> Option<String> {
+/// A value or a state string as read (values decompressed; bytes as a Buffer).
+fn text(v: Value) -> Option<Stored> {
   match v {
-    Value::BulkString(bytes) => Some(String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())),
-    Value::SimpleString(s) => Some(s),
+    Value::BulkString(bytes) => Some(Stored::of(bytes)),
+    Value::SimpleString(s) => Some(Stored::Text(s)),
     _ => None,
   }
 }

@@ -1,6 +1,6 @@
 //! The built-in invalidation strategies: `pattern`, `cascade` and `tag`.
 //!
-//! Never KEYS: SCAN with a bounded COUNT on every master, and UNLINK in
+//! Never KEYS: SCAN on every master (src/scan.rs), and UNLINK in
 //! batches, one round trip a page (the UNLINK of a page travels with the
 //! SCAN for the next), so a server with millions of keys keeps answering
 //! others meanwhile. Only keys under keyPrefix are touched, and never those
@@ -14,10 +14,8 @@ use redis::{Cmd, Value};
 
 use crate::codec::escape_glob;
 use crate::engine::Engine;
-use crate::error::{CacheError, Code, Result};
-
-/// Keys a SCAN or ZSCAN page asks for.
-const PAGE: usize = 1000;
+use crate::error::Result;
+use crate::scan::{scan_cmd, scan_page, unexpected, PAGE};
 
 /// Removes every key under keyPrefix whose unprefixed name matches `glob`.
 pub async fn pattern(engine: &Arc<Engine>, glob: &str) -> Result<u64> {
@@ -69,9 +67,7 @@ async fn scan_unlink(engine: &Arc<Engine>, pattern: Vec<u8>) -> Result<u64> {
     loop {
       let mut cmds = unlink(std::mem::take(&mut found), cluster);
       let unlinks = cmds.len();
-      let mut scan = redis::cmd("SCAN");
-      scan.arg(cursor).arg("MATCH").arg(&pattern).arg("COUNT").arg(PAGE);
-      cmds.push(scan);
+      cmds.push(scan_cmd(cursor, &pattern, PAGE));
       let mut values = engine.run_on(&node, cmds).await?;
       let page = values.pop();
       removed += sum(&values[..unlinks])?;
@@ -121,34 +117,4 @@ fn sum(values: &[Value]) -> Result<u64> {
     Value::Int(n) => Ok(acc + *n as u64),
     other => Err(unexpected(other)),
   })
-}
-
-/// A SCAN-family reply: the next cursor and the page's items.
-fn scan_page(v: Option<Value>) -> Result<(u64, Vec<Vec<u8>>)> {
-  match v {
-    Some(Value::Array(mut parts)) if parts.len() == 2 => {
-      let items = parts.pop().expect("two parts");
-      let cursor = match parts.pop().expect("two parts") {
-        Value::BulkString(b) => std::str::from_utf8(&b).ok().and_then(|s| s.parse().ok()),
-        _ => None,
-      }
-      .ok_or_else(|| unexpected(&Value::Nil))?;
-      let items = match items {
-        Value::Array(items) => items
-          .into_iter()
-          .map(|item| match item {
-            Value::BulkString(b) => Ok(b),
-            other => Err(unexpected(&other)),
-          })
-          .collect::<Result<_>>()?,
-        other => return Err(unexpected(&other)),
-      };
-      Ok((cursor, items))
-    }
-    other => Err(unexpected(&other.unwrap_or(Value::Nil))),
-  }
-}
-
-fn unexpected(v: &Value) -> CacheError {
-  CacheError::new(Code::Redis, format!("unexpected reply {v:?}"))
 }

@@ -9,6 +9,7 @@
 #![deny(clippy::all)]
 
 mod codec;
+mod compress;
 mod connection;
 mod deliver;
 mod engine;
@@ -20,6 +21,7 @@ mod metrics;
 mod multiplex;
 mod ops;
 mod options;
+mod scan;
 mod sentinel;
 mod stats;
 mod wake;
@@ -30,14 +32,14 @@ static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::ptr;
 use std::sync::Arc;
 
-use napi::bindgen_prelude::{Function, Null, ToNapiValue, TypeName};
+use napi::bindgen_prelude::{Buffer, Function, Null, ToNapiValue, TypeName};
 use napi::{sys, Env, Status, ValueType};
 use napi_derive::napi;
 
 use crate::deliver::Deliver;
 use crate::engine::Engine;
 use crate::error::{ArgKind, CacheError};
-use crate::ops::Reply;
+use crate::ops::{Reply, Stored};
 use crate::options::Options;
 use crate::wake::Wakes;
 
@@ -168,6 +170,20 @@ impl CacheEngine {
     reply(removed.map(|n| Reply::Int(n as i64)))
   }
 
+  /// The nodes `cache.scan` walks ("" for the one server, else each
+  /// master's host:port), or the Error.
+  #[napi(ts_return_type = "Promise<Array<string> | Error>")]
+  pub async fn scan_nodes(&self) -> Reply {
+    reply(scan::nodes(&self.engine).await.map(|nodes| Reply::List(nodes.into_iter().map(|n| Some(Stored::Text(n))).collect())))
+  }
+
+  /// One page of `cache.scan(glob)` on `node` from `cursor`: a JSON array
+  /// text `[nextCursor, ...keys]` ("0": the node is done), or the Error.
+  #[napi(ts_return_type = "Promise<string | Error>")]
+  pub async fn scan(&self, node: String, cursor: String, glob: String, count: u32) -> Reply {
+    reply(scan::page(&self.engine, &node, &cursor, &glob, count).await.map(Reply::Json))
+  }
+
   /// `getStats()` as JSON text, or the Error; `reset` starts a new window.
   #[napi(ts_return_type = "Promise<string | Error>")]
   pub async fn stats(&self, reset: bool) -> Reply {
@@ -239,9 +255,29 @@ impl ToNapiValue for Reply {
       Reply::Bool(b) => bool::to_napi_value(env, b),
       Reply::Int(i) => i64::to_napi_value(env, i),
       Reply::Str(s) => String::to_napi_value(env, s),
-      Reply::List(items) => Vec::<Option<String>>::to_napi_value(env, items),
+      Reply::Bytes(b) => Buffer::to_napi_value(env, b.into()),
+      Reply::List(items) => Vec::<Option<Stored>>::to_napi_value(env, items),
       Reply::Json(text) => String::to_napi_value(env, text),
       Reply::Err(e) => create_error(env, e),
+    }
+  }
+}
+
+impl TypeName for Stored {
+  fn type_name() -> &'static str {
+    "Stored"
+  }
+
+  fn value_type() -> ValueType {
+    ValueType::Unknown
+  }
+}
+
+impl ToNapiValue for Stored {
+  unsafe fn to_napi_value(env: sys::napi_env, val: Self) -> napi::Result<sys::napi_value> {
+    match val {
+      Stored::Text(s) => String::to_napi_value(env, s),
+      Stored::Bytes(b) => Buffer::to_napi_value(env, b.into()),
     }
   }
 }
