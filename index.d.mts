@@ -1,0 +1,33 @@
+// ES module typings of @fluxor/cache-module (index.mjs): the same class and
+// types as index.d.ts, as default and named exports. A type added to the
+// CacheModule namespace in index.d.ts is listed here too.
+
+import CacheModule from './index.js';
+
+export default CacheModule;
+export { CacheModule };
+export { CacheError, isCacheError } from './index.js';
+export type {
+  CacheEvent,
+  CacheEvents,
+  CacheOptions,
+  ClusterNode,
+  ErrorCode,
+  GetOptions,
+  InvalidationStrategy,
+  Jsonified,
+  Key,
+  KeyPattern,
+  Lock,
+  LockOptions,
+  PemData,
+  ScanOptions,
+  SentinelNode,
+  Serializer,
+  SetOptions,
+  Stats,
+  TlsOptions,
+  WarmOptions,
+  WarmResult,
+  WarmSource,
+} from './index.js';
