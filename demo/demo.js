@@ -1,11 +1,14 @@
 'use strict';
 
 // `npm run demo`: the seed README's Usage block, step by step, printing what
-// each step returns. Server: REDIS_URL, else localhost:6379 when something
-// answers there, else a throwaway redis-server started (and stopped) here.
+// each step returns. Server: REDIS_URL, else REDIS_HOST:REDIS_PORT
+// (localhost:6379) when something answers there, else a throwaway
+// redis-server started (and stopped) here; with none installed, it says how
+// to point it at a server and exits with 1.
 // The demo writes only under its own keyPrefix, 'fluxor-demo:'.
 
 const net = require('node:net');
+const { spawnSync } = require('node:child_process');
 const CacheModule = require('..');
 const { startRedis } = require('../__test__/harness');
 
@@ -23,10 +26,26 @@ function answers(port, host) {
   });
 }
 
+/** Whether a `redis-server` binary is on the PATH. */
+function hasRedisServer() {
+  return spawnSync('redis-server', ['--version'], { stdio: 'ignore' }).error === undefined;
+}
+
 async function target() {
   // The password, if the URL has one, is not printed.
   if (process.env.REDIS_URL) return { options: { url: process.env.REDIS_URL }, where: process.env.REDIS_URL.replace(/(:\/\/)[^/?#]*@/, '$1***@') };
-  if (await answers(6379, '127.0.0.1')) return { options: { host: 'localhost', port: 6379 }, where: 'localhost:6379' };
+  const host = process.env.REDIS_HOST || 'localhost';
+  const port = Number(process.env.REDIS_PORT) || 6379;
+  if (await answers(port, host === 'localhost' ? '127.0.0.1' : host)) return { options: { host, port }, where: `${host}:${port}` };
+  if (!hasRedisServer()) {
+    const err = new Error(
+      `nothing answers on ${host}:${port} and no redis-server is installed to start one.\n` +
+        'Point the demo at a Redis server:  REDIS_URL=redis://host:6379 npm run demo\n' +
+        '(or REDIS_HOST / REDIS_PORT), or install redis-server (apt-get install redis-server, brew install redis).',
+    );
+    err.code = 'NO_SERVER';
+    throw err;
+  }
   const server = await startRedis();
   return { options: { host: '127.0.0.1', port: server.port }, where: `a throwaway redis-server on 127.0.0.1:${server.port}`, server };
 }
@@ -128,6 +147,6 @@ async function main() {
 }
 
 main().catch((err) => {
-  console.error(`demo failed: ${err.code ?? ''} ${err.message}`);
+  console.error(err.code === 'NO_SERVER' ? `demo: ${err.message}` : `demo failed: ${err.code ?? ''} ${err.message}`);
   process.exitCode = 1;
 });
