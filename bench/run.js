@@ -130,6 +130,7 @@ const median = (xs) => {
 const fmt = (n) => (n >= 1e6 ? `${(n / 1e6).toFixed(2)}M` : n >= 1e3 ? `${(n / 1e3).toFixed(1)}k` : n.toFixed(1));
 
 async function main() {
+  process.stderr.write(`Node ${process.version} (${process.execPath}), ${os.cpus().length} CPUs\n`);
   const server = await startRedis({ args: ['--enable-debug-command', 'yes'] });
   const names = Object.keys(workloads).filter((n) => n.includes(ONLY));
   const results = {}; // name -> client -> [runs]
