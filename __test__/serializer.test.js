@@ -101,6 +101,8 @@ test('bad serializer and compression options throw', () => {
   assert.throws(() => new CacheModule({ compression: 'lz4' }), { name: 'TypeError', code: 'ERR_INVALID_ARG' });
   assert.throws(() => new CacheModule({ compression: { threshold: -1 } }), { name: 'RangeError', code: 'ERR_INVALID_ARG' });
   assert.throws(() => new CacheModule({ compression: { threshold: 1.5 } }), { name: 'RangeError', code: 'ERR_INVALID_ARG' });
+  assert.throws(() => new CacheModule({ compression: { treshold: 100 } }), { name: 'TypeError', message: /options\.compression\.treshold is not an option: did you mean threshold\?/ });
+  assert.doesNotThrow(() => new CacheModule({ serializer: 'v8', compression: true }), 'both are known options');
 });
 
 test('compression: values from the threshold up are stored LZ4-compressed, smaller ones as they were; every instance reads both', async () => {
