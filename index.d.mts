@@ -8,12 +8,15 @@ export default CacheModule;
 export { CacheModule };
 export { CacheError, isCacheError } from './index.js';
 export type {
+  AbortSignalLike,
   CacheEvent,
   CacheEvents,
   CacheOptions,
   ClusterNode,
   ErrorCode,
   GetOptions,
+  GetOrSetContext,
+  GetOrSetOptions,
   InvalidationStrategy,
   Jsonified,
   Key,
