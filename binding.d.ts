@@ -27,8 +27,11 @@ export declare class CacheEngine {
    */
   awaitFill(key: string, ms: number): Promise<boolean>
   get connected(): boolean
-  /** Connects (or reconnects) and PINGs. Resolves null, or the Error. */
-  connect(): Promise<null | Error>
+  /**
+   * Connects (or reconnects) and PINGs. Resolves null, the server's
+   * eviction policy when it may evict lock keys, or the Error.
+   */
+  connect(): Promise<null | string | Error>
   /**
    * Sends batch `id` of hot-path operations (wire format: src/ops.rs); its
    * replies, one per operation, arrive through `onReplies`.
@@ -37,22 +40,27 @@ export declare class CacheEngine {
   /** Whether pending batches keep the process alive. */
   hold(active: boolean): void
   /**
-   * A built-in strategy: `kind` is cascade, tag or pattern. Resolves the
-   * number of cache keys removed, or the Error.
+   * Call `id`: a built-in strategy (`kind`: cascade, tag or pattern). Its
+   * reply, the number of cache keys removed or the Error, arrives through
+   * `onReplies` like a batch's.
    */
-  invalidate(kind: string, arg: string): Promise<number | Error>
+  invalidate(id: number, kind: string, arg: string): void
   /**
-   * The nodes `cache.scan` walks ("" for the one server, else each
-   * master's host:port), or the Error.
+   * Call `id`: the nodes `cache.scan` walks ("" for the one server, else
+   * each master's host:port), or the Error, through `onReplies`.
    */
-  scanNodes(): Promise<Array<string> | Error>
+  scanNodes(id: number): void
   /**
-   * One page of `cache.scan(glob)` on `node` from `cursor`: a JSON array
-   * text `[nextCursor, ...keys]` ("0": the node is done), or the Error.
+   * Call `id`: one page of `cache.scan(glob)` on `node` from `cursor`, a
+   * JSON array text `[nextCursor, ...keys]` ("0": the node is done), or the
+   * Error, through `onReplies`.
    */
-  scan(node: string, cursor: string, glob: string, count: number): Promise<string | Error>
-  /** `getStats()` as JSON text, or the Error; `reset` starts a new window. */
-  stats(reset: boolean): Promise<string | Error>
+  scan(id: number, node: string, cursor: string, glob: string, count: number): void
+  /**
+   * Call `id`: `getStats()` as JSON text, or the Error, through
+   * `onReplies`; `reset` starts a new window.
+   */
+  stats(id: number, reset: boolean): void
   /** `metrics()`: Prometheus text exposition of this instance's figures. */
   metrics(): string
   disconnect(): void

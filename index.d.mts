@@ -15,6 +15,7 @@ export type {
   ClusterNode,
   CommandContext,
   ErrorCode,
+  EvictionWarning,
   GetOptions,
   GetOrSetContext,
   GetOrSetOptions,

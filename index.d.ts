@@ -52,6 +52,8 @@ declare namespace CacheModule {
     | 'ERR_UNKNOWN_PATTERN'
     /** `invalidate()` with a strategy that is not registered. */
     | 'ERR_UNKNOWN_STRATEGY'
+    /** A reply too large to become one JavaScript string (a value, or an mget's values together, past V8's 2^29 - 24 characters). */
+    | 'ERR_REPLY_TOO_LARGE'
     /** `getOrSet()`: the factory ran past `hardTimeout` (and no stale value could answer). */
     | 'ERR_FACTORY_TIMEOUT'
     /** A bad argument or option (the error is a TypeError or RangeError). */
@@ -145,7 +147,7 @@ declare namespace CacheModule {
     clusterNodes?: ClusterNode[];
     /** Prepended to every key the module touches. Default `'fluxor:'`. */
     keyPrefix?: string;
-    /** Default ttl of `set`/`mset`/`warmCache`, in SECONDS (fractions allowed); `0` = no expiry. Default `3600`. */
+    /** Default ttl of `set`/`mset`/`warmCache`, in SECONDS (fractions allowed), at most 9e12; `0` = no expiry. Default `3600`. */
     defaultTTL?: number;
     /** MILLISECONDS to establish a connection (TCP, handshake and PING). Default `5000`. */
     connectTimeout?: number;
@@ -219,7 +221,7 @@ declare namespace CacheModule {
 
   /** Options of `set` and `mset`. */
   export interface SetOptions {
-    /** SECONDS (fractions allowed, ms precision); `0` = no expiry. Default: `defaultTTL`. */
+    /** SECONDS (fractions allowed, ms precision), at most 9e12; `0` = no expiry. Default: `defaultTTL`. */
     ttl?: number;
     /** Tags for `invalidate('tag', tag)`: non-empty strings of well-formed Unicode (no lone surrogates). */
     tags?: string[];
@@ -237,7 +239,7 @@ declare namespace CacheModule {
   export interface WarmOptions<T = unknown> {
     /** The key of an item of an array or (async) iterable (`index`: its position). Default: `item.id`. */
     keyExtractor?: (item: T, index: number) => string | number;
-    /** SECONDS (fractions allowed); `0` = no expiry. Default: `defaultTTL`. */
+    /** SECONDS (fractions allowed), at most 9e12; `0` = no expiry. Default: `defaultTTL`. */
     ttl?: number;
     /** Tags of every warmed key, for `invalidate('tag', tag)`. */
     tags?: string[];
@@ -436,6 +438,8 @@ declare namespace CacheModule {
       mode: 'standalone' | 'cluster';
       /** The masters, as `host:port`. */
       nodes: string[];
+      /** The server's `maxmemory-policy` (`'noeviction'`, `'allkeys-lru'`, …); see README "Distributed locks". */
+      evictionPolicy: string;
     };
   }
 
@@ -451,6 +455,19 @@ declare namespace CacheModule {
     error: [err: CacheError];
     /** A reconnect is scheduled in `delayMs` MILLISECONDS. */
     reconnecting: [delayMs: number];
+    /**
+     * Said once per policy, on connecting: the server may evict lock keys
+     * (`maxmemory` set, an `allkeys-*` or `volatile-*` policy), so locks and
+     * fencing tokens are not safe there. Without a listener it is dropped.
+     */
+    warning: [warning: EvictionWarning];
+  }
+
+  /** The `warning` event's argument. */
+  export interface EvictionWarning extends Error {
+    code: 'WARN_EVICTION_POLICY';
+    /** The server's `maxmemory-policy`. */
+    policy: string;
   }
 
   /** The events of `on`/`once`/`off`. */

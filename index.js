@@ -6,7 +6,7 @@
 
 const { EventEmitter } = require('node:events');
 const { CacheEngine } = require('./binding.js');
-const { CacheError, isCacheError, cacheError, typeError, adopt, describe, unwrap } = require('./lib/errors');
+const { CacheError, isCacheError, cacheError, typeError, adopt, describe } = require('./lib/errors');
 const { toKey, ttlArg, tagsArg, optionsArg, entriesOf, wellFormed } = require('./lib/args');
 const { Batcher, AT_ONCE } = require('./lib/batch');
 const { KeyPatterns } = require('./lib/patterns');
@@ -28,6 +28,10 @@ class CacheModule extends EventEmitter {
   #retryStrategy;
   #state = 'idle'; // idle | connecting | ready | reconnecting | end | closed
   #connecting = null;
+  #closing = null;
+  /** Whether the last of initialize() and disconnect() asked for a connection. */
+  #open = false;
+  #evictionWarned = null;
   #reconnectTimer = null;
   #patterns = new KeyPatterns();
   #strategies = new Map();
@@ -41,9 +45,10 @@ class CacheModule extends EventEmitter {
     if (options === null || typeof options !== 'object' || Array.isArray(options)) {
       throw typeError(`options must be an object, got ${describe(options)}`);
     }
-    const { retryStrategy = defaultRetryStrategy, serializer, ...data } = options;
+    // Own properties only: one added to Object.prototype is never an option.
+    const { retryStrategy = defaultRetryStrategy, serializer, ...data } = { __proto__: null, ...options };
     this.#ser = serializerOf(serializer);
-    if (data.tls !== null && typeof data.tls === 'object') data.tls = pemText(data.tls);
+    if (Object.hasOwn(data, 'tls') && data.tls !== null && typeof data.tls === 'object') data.tls = pemText(data.tls);
     if (typeof retryStrategy !== 'function') {
       throw typeError(`options.retryStrategy must be a function, got ${describe(retryStrategy)}`);
     }
@@ -76,34 +81,48 @@ class CacheModule extends EventEmitter {
 
   // ---- connection -------------------------------------------------------
 
-  async initialize() {
-    if (this.#state === 'ready') return this;
-    if (this.#connecting) return this.#connecting;
-    this.#cancelReconnect();
-    this.#state = 'connecting';
-    this.#connecting = this.#engine.connect().then((err) => {
-      this.#connecting = null;
-      if (err) adopt(err);
-      if (this.#state !== 'connecting') {
-        // disconnect() came first: close what this attempt opened.
-        if (!err) this.#engine.disconnect();
-        throw cacheError('ERR_NOT_CONNECTED', 'disconnect() was called while connecting');
-      }
-      if (err) {
-        this.#state = 'idle';
-        throw err;
-      }
-      this.#ready();
-      return this;
-    });
+  initialize() {
+    this.#open = true;
+    if (this.#state === 'ready' && this.#closing === null) return Promise.resolve(this);
+    this.#connecting ??= this.#connect().finally(() => (this.#connecting = null));
     return this.#connecting;
   }
 
-  async disconnect() {
-    if (this.#state === 'closed' || this.#state === 'idle') {
-      this.#state = this.#state === 'idle' ? 'idle' : 'closed';
-      return;
+  /** Connects once a disconnect() in progress is done, unless a later disconnect() said otherwise. */
+  async #connect() {
+    while (this.#closing !== null) await this.#closing;
+    if (!this.#open) throw notConnected();
+    if (this.#state === 'ready') return this;
+    this.#cancelReconnect();
+    this.#state = 'connecting';
+    const reply = await this.#engine.connect();
+    if (reply instanceof Error) adopt(reply);
+    if (!this.#open) {
+      // disconnect() came last: close what this attempt opened.
+      if (!(reply instanceof Error)) this.#engine.disconnect();
+      this.#state = 'closed';
+      throw notConnected();
     }
+    if (reply instanceof Error) {
+      this.#state = 'idle';
+      throw reply;
+    }
+    this.#ready();
+    this.#checkEviction(reply);
+    return this;
+  }
+
+  /** The last of initialize() and disconnect() called wins, whatever is in progress. */
+  disconnect() {
+    this.#open = false;
+    if (this.#closing === null) this.#closing = this.#close().finally(() => (this.#closing = null));
+    return this.#closing;
+  }
+
+  async #close() {
+    if (this.#connecting !== null) await this.#connecting.catch(() => {});
+    // An initialize() after this disconnect() has won meanwhile.
+    if (this.#open || this.#state === 'closed' || this.#state === 'idle') return;
     this.#cancelReconnect();
     this.#state = 'closed';
     // What was already asked for is still answered.
@@ -118,6 +137,24 @@ class CacheModule extends EventEmitter {
     this.#state = 'ready';
     this.emit('connect');
     this.emit('ready');
+  }
+
+  /**
+   * `policy`: the server's maxmemory-policy when it may evict lock keys
+   * (src/eviction.rs), else null. Said once per policy, as a 'warning' event
+   * (which, without a listener, is dropped like any event but 'error').
+   */
+  #checkEviction(policy) {
+    if (policy === null || policy === this.#evictionWarned) return;
+    this.#evictionWarned = policy;
+    const err = cacheError(
+      'WARN_EVICTION_POLICY',
+      `the server evicts keys under maxmemory with maxmemory-policy ${policy}: it may evict a held lock` +
+        (policy.startsWith('allkeys-') ? ' and its fencing counter' : '') +
+        ', so lock() and fencing tokens are not safe there (use noeviction for a server that holds locks)',
+    );
+    err.policy = policy;
+    this.emit('warning', err);
   }
 
   /** An 'error' event without a listener is dropped, never thrown. */
@@ -157,17 +194,18 @@ class CacheModule extends EventEmitter {
   /** Attempt `times` to reconnect; a failed one schedules the next by retryStrategy. */
   async #reconnect(times) {
     this.#reconnectTimer = null;
-    const err = await this.#engine.connect();
-    if (err) adopt(err);
+    const reply = await this.#engine.connect();
+    if (reply instanceof Error) adopt(reply);
     if (this.#state !== 'reconnecting') {
       if (this.#state === 'closed') this.#engine.disconnect();
       return;
     }
-    if (err) {
-      this.#emitError(err);
+    if (reply instanceof Error) {
+      this.#emitError(reply);
       this.#scheduleReconnect(times + 1);
     } else {
       this.#ready();
+      this.#checkEviction(reply);
     }
   }
 
@@ -289,7 +327,7 @@ class CacheModule extends EventEmitter {
     if (typeof what !== 'string' || what.length === 0) {
       throw typeError(`invalidate('${strategy}') needs a non-empty string, got ${describe(arg)}`);
     }
-    const run = async () => unwrap(await this.#engine.invalidate(strategy, what));
+    const run = () => this.#batch.call((id) => this.#engine.invalidate(id, strategy, what), same);
     const { server, keyPrefix } = this.#where;
     return trace(run, () => ({ operation: 'invalidate', strategy, argument: what, keyPrefix, server }));
   }
@@ -310,7 +348,7 @@ class CacheModule extends EventEmitter {
 
   /** The keys under keyPrefix matching `pattern` (unprefixed), as an async iterator. */
   scan(pattern, options) {
-    return scan(this.#engine, pattern, options);
+    return scan((start) => this.#batch.call((id) => start(id, this.#engine), same), pattern, options);
   }
 
   // ---- locks ----------------------------------------------------------------
@@ -318,7 +356,7 @@ class CacheModule extends EventEmitter {
   /** Acquires `key` or rejects with ERR_LOCK_NOT_ACQUIRED when the retries run out. */
   async lock(key, options) {
     const k = toKey(key);
-    const o = lockOptions(options ?? {});
+    const o = lockOptions(options);
     const token = randomBytes(16).toString('hex');
     const run = (args) => this.#batch.run(same, args, AT_ONCE);
     const { fence, sentAt } = await acquire(run, k, token, o);
@@ -362,7 +400,7 @@ class CacheModule extends EventEmitter {
   async getStats(options) {
     const { reset = false } = optionsArg(options);
     if (typeof reset !== 'boolean') throw typeError(`options.reset must be a boolean, got ${describe(reset)}`);
-    const stats = JSON.parse(unwrap(await this.#engine.stats(reset)));
+    const stats = JSON.parse(await this.#batch.call((id) => this.#engine.stats(id, reset), same));
     const counts = this.#getOrSet.stats;
     Object.assign(stats, counts);
     if (reset) for (const name of Object.keys(counts)) counts[name] = 0;
@@ -393,10 +431,12 @@ class CacheModule extends EventEmitter {
 /** The tls option with its certificates as PEM text (Buffers and arrays allowed). */
 function pemText(tls) {
   const text = (v) => (v instanceof Uint8Array ? Buffer.from(v).toString('utf8') : Array.isArray(v) ? v.map(text).join('\n') : v);
-  const out = { ...tls };
+  const out = { __proto__: null, ...tls };
   for (const name of ['ca', 'cert', 'key']) if (out[name] !== undefined) out[name] = text(out[name]);
   return out;
 }
+
+const notConnected = () => cacheError('ERR_NOT_CONNECTED', 'disconnect() was called while connecting');
 
 /** On a miss or a cache error, the fallback (a function is called once). */
 async function withFallback(reply, fallback) {

@@ -167,11 +167,11 @@ test("invalidate('pattern', '*') removes exactly the keys under the prefix on ev
   for (const k of foreign) await router.cmd('SET', k, 'foreign');
   const lock = await cache.lock('held', { ttl: 60 });
   assert.equal((await ownersOf(Object.keys(mine).map((k) => `cl:${k}`))).size, 3);
-  // 301 cache keys, the foreign ones, the lock, its fencing counter and the tag index.
-  assert.equal(sum(await router.onEach('DBSIZE')), 301 + foreign.length + 3);
+  // 301 cache keys, the foreign ones, the lock, its fencing counter, the tag index and the tagged key's record of tags.
+  assert.equal(sum(await router.onEach('DBSIZE')), 301 + foreign.length + 4);
 
   assert.equal(await cache.invalidate('pattern', '*'), 301);
-  assert.equal(sum(await router.onEach('DBSIZE')), foreign.length + 3);
+  assert.equal(sum(await router.onEach('DBSIZE')), foreign.length + 4);
   for (const k of foreign) assert.equal(await router.cmd('GET', k), 'foreign', k);
   assert.equal(await router.cmd('EXISTS', 'cl:__fluxor__:tag:kept-index'), 1, 'the tag index stays');
   assert.equal(await lock.release(), true, 'the lock was still held');
@@ -570,7 +570,7 @@ test('scan() after a failover walks the promoted master: each key once', async (
 
 test(
   'a lost shard (master and replica down) does not take the other slots down',
-  async (t) => {
+  async () => {
   // Without full coverage required, the live masters keep serving their
   // slots; each operation's promise must reflect its own slot.
   for (const port of cluster.livePorts()) {
@@ -604,10 +604,8 @@ test(
 
     // Ticks of writes over every slot. Every tick settles within the command
     // timeout and every write to the lost shard rejects. Writes to the live
-    // masters succeed, except around a slot refresh of redis-rs's cluster
-    // client (right after the failure, and now and then while the shard
-    // stays down), which holds all its requests for about a second: those
-    // reject with ERR_TIMEOUT. Seen: 0 to 2 such ticks in 6.
+    // masters all succeed: nothing holds them up while the lost shard's
+    // commands are retried and the slot map refreshed.
     let clean = 0;
     const heldUp = [];
     for (let tick = 0; tick < 8 && clean < 3; tick++) {
@@ -632,8 +630,8 @@ test(
       clean++;
       for (const k of live) assert.equal(await router.cmd('GET', `cl:${k}`), JSON.stringify(`${k}@${tick}`), k);
     }
-    assert.equal(clean, 3, `clean ticks; live writes held up by a slot refresh: ${heldUp.join(', ') || 'none'}`);
-    t.diagnostic(`lost shard: live writes held up by a slot refresh: ${heldUp.join(', ') || 'none'}`);
+    assert.deepEqual(heldUp, [], 'no live write held up');
+    assert.equal(clean, 3);
 
     // A failure on the lost shard does not fail later operations elsewhere
     // (beyond a slot refresh, as above).

@@ -34,7 +34,7 @@ function chart(summary, clients) {
     out.push(`<text x="${left - 8}" y="${y0 + (clients.length * barH) / 2 + 4}" text-anchor="end">${name}</text>`);
     clients.forEach((c, i) => {
       const r = rel(summary[name], c);
-      out.push(`<rect x="${left}" y="${y0 + i * barH}" width="${Math.max(0, x(r) - left)}" height="${barH - 1}" fill="${COLORS[c] ?? '#888'}"><title>${c}: ${Math.round(summary[name].clients[c].median)} ops/s</title></rect>`);
+      out.push(`<rect x="${left}" y="${y0 + i * barH}" width="${Math.max(0, x(r) - left)}" height="${barH - 1}" fill="${COLORS[c] ?? '#888'}"><title>${c}: ${Math.round(summary[name].clients[c]?.median ?? 0)} ops/s</title></rect>`);
       if (c === 'fluxor') out.push(`<text x="${x(r) + 4}" y="${y0 + i * barH + 8}">${r.toFixed(2)}x</text>`);
     });
   });
@@ -45,7 +45,7 @@ function chart(summary, clients) {
 function rel(s, client) {
   const js = Object.entries(s.clients).filter(([c]) => !c.startsWith('fluxor')).map(([, v]) => v.median);
   const best = Math.max(...js);
-  return best > 0 ? s.clients[client].median / best : 0;
+  return best > 0 ? (s.clients[client]?.median ?? 0) / best : 0;
 }
 
 module.exports = { chart };

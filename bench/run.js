@@ -5,7 +5,8 @@
 // its own process, interleaved over rounds; redis-benchmark on the same
 // server gives the ceiling. `fluxor-traced` is this package with a
 // subscriber on its TracingChannel: the cost of tracing every operation.
-// Prints a table, writes bench/results/latest.json and
+// Then the same on a 3-master Redis Cluster, and a failover
+// (bench/cluster.js). Prints a table, writes bench/results/latest.json and
 // bench/results/chart.svg. A second section compares getOrSet with
 // bentocache and cache-manager (`--only getOrSet` runs it alone).
 //
@@ -22,6 +23,7 @@ const { startRedis } = require('../__test__/harness');
 const { workloads } = require('./workloads');
 const { chart } = require('./chart');
 const { runHerd } = require('./herd');
+const { clusterWorkloads, clusterAdapters, startBenchCluster, measureFailover } = require('./cluster');
 
 const args = process.argv.slice(2);
 const flag = (name, def) => {
@@ -73,9 +75,9 @@ async function waitQuiet() {
   return false;
 }
 
-function runWorker(client, name, port) {
+function runWorker(client, name, target) {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [path.join(__dirname, 'worker.js'), client, name, String(port), String(SECONDS)], {
+    const child = spawn(process.execPath, [path.join(__dirname, 'worker.js'), client, name, String(target), String(SECONDS)], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let out = '';
@@ -89,7 +91,7 @@ function runWorker(client, name, port) {
 /** One measurement; repeated (twice at most) when other processes disturbed it. */
 async function measure(server, client, name) {
   for (let attempt = 0; ; attempt++) {
-    const w = workloads[name];
+    const w = workloads[name] ?? clusterWorkloads[name];
     if (w.populate) {
       const raw = await server.raw();
       await raw.cmd('FLUSHALL');
@@ -97,14 +99,16 @@ async function measure(server, client, name) {
       raw.close();
     }
     await waitQuiet();
-    const redisCpu0 = processCpuMs(server.pid);
+    // A cluster is several servers.
+    const redisCpu = () => (server.pids ?? [server.pid]).reduce((sum, pid) => sum + processCpuMs(pid), 0);
+    const redisCpu0 = redisCpu();
     const cpu0 = cpuTimes();
     const t0 = Date.now();
-    const result = w.kind === 'herd' ? await runHerd(client, w, server.port) : await runWorker(client, name, server.port);
+    const result = w.kind === 'herd' ? await runHerd(client, w, server.port) : await runWorker(client, name, server.target ?? server.port);
     const wallMs = Date.now() - t0;
     const cpu1 = cpuTimes();
     const machineMs = ((cpu1.busy - cpu0.busy) / hz) * 1000;
-    const othersMs = machineMs - result.cpuMs - (processCpuMs(server.pid) - redisCpu0);
+    const othersMs = machineMs - result.cpuMs - (redisCpu() - redisCpu0);
     result.disturbed = othersMs / wallMs > QUIET_BUSY;
     if (!result.disturbed || attempt >= 2 || args.includes('--no-wait')) return result;
     process.stderr.write(`  (${client} / ${name} was disturbed: others used ${Math.round((othersMs / wallMs) * 100)}% of a core; repeating)\n`);
@@ -129,38 +133,62 @@ const median = (xs) => {
 };
 const fmt = (n) => (n >= 1e6 ? `${(n / 1e6).toFixed(2)}M` : n >= 1e3 ? `${(n / 1e3).toFixed(1)}k` : n.toFixed(1));
 
+/** ROUNDS interleaved rounds of `names` on `server`, into `results`. */
+async function rounds(server, names, clientsFor, results) {
+  for (let round = 1; round <= ROUNDS; round++) {
+    process.stderr.write(`round ${round}/${ROUNDS}\n`);
+    for (const name of names) {
+      // Interleave: the client order rotates every round.
+      const clients = clientsFor(name);
+      const order = clients.map((_, i) => clients[(i + round) % clients.length]);
+      for (const client of order) {
+        const r = await measure(server, client, name);
+        ((results[name] ??= {})[client] ??= []).push(r);
+        const what = r.factoryRuns === undefined ? `${fmt(r.opsPerSec).padStart(8)}/s p50 ${r.p50.toFixed(3)} ms p99 ${r.p99.toFixed(3)} ms` : `${r.factoryRuns} factory runs, last caller at ${r.lastMs.toFixed(1)} ms`;
+        process.stderr.write(`  ${name.padEnd(30)} ${client.padEnd(13)} ${what}${r.disturbed ? ' (disturbed)' : ''}\n`);
+      }
+    }
+  }
+}
+
 async function main() {
   process.stderr.write(`Node ${process.version} (${process.execPath}), ${os.cpus().length} CPUs\n`);
   const server = await startRedis({ args: ['--enable-debug-command', 'yes'] });
   const names = Object.keys(workloads).filter((n) => n.includes(ONLY));
   const results = {}; // name -> client -> [runs]
+  const main = names.filter((n) => !workloads[n].clients);
+  const aside = names.filter((n) => workloads[n].clients);
+  let ceiling = null;
   try {
-    for (let round = 1; round <= ROUNDS; round++) {
-      process.stderr.write(`round ${round}/${ROUNDS}\n`);
-      for (const name of names) {
-        // Interleave: the client order rotates every round.
-        const clients = clientsOf(workloads[name]);
-        const order = clients.map((_, i) => clients[(i + round) % clients.length]);
-        for (const client of order) {
-          const r = await measure(server, client, name);
-          ((results[name] ??= {})[client] ??= []).push(r);
-          const what = r.factoryRuns === undefined ? `${fmt(r.opsPerSec).padStart(8)}/s p50 ${r.p50.toFixed(3)} ms p99 ${r.p99.toFixed(3)} ms` : `${r.factoryRuns} factory runs, last caller at ${r.lastMs.toFixed(1)} ms`;
-          process.stderr.write(`  ${name.padEnd(30)} ${client.padEnd(13)} ${what}${r.disturbed ? ' (disturbed)' : ''}\n`);
-        }
-      }
-    }
-    const main = names.filter((n) => !workloads[n].clients);
-    const aside = names.filter((n) => workloads[n].clients);
-    let ceiling = null;
+    await rounds(server, names, (name) => clientsOf(workloads[name]), results);
     if (main.length > 0) {
       await waitQuiet();
       ceiling = redisBenchmark(server.port);
-      report(main, results, ceiling);
     }
-    if (aside.length > 0) reportCacheAside(aside, results, main.length > 0);
   } finally {
     await server.stop();
   }
+  // The Cluster section: the chosen clients that have a cluster adapter.
+  const clusterNames = Object.keys(clusterWorkloads).filter((n) => n.includes(ONLY));
+  const clusterClients = CLIENTS.filter((c) => c in clusterAdapters && (!CHOSEN || CHOSEN.includes(c)));
+  if (clusterNames.length > 0) {
+    const cluster = await startBenchCluster();
+    try {
+      await rounds(cluster, clusterNames, () => clusterClients, results);
+    } finally {
+      await cluster.stop();
+    }
+  }
+  const failover = {};
+  if ('cluster failover'.includes(ONLY)) {
+    for (const client of ['fluxor', 'ioredis'].filter((c) => clusterClients.includes(c))) {
+      await waitQuiet();
+      failover[client] = await measureFailover(client);
+      process.stderr.write(`  cluster failover ${client.padEnd(12)} ${JSON.stringify(failover[client])}\n`);
+    }
+  }
+  if (main.length + clusterNames.length + Object.keys(failover).length > 0) report([...main, ...clusterNames], results, ceiling, failover);
+  if (aside.length > 0) reportCacheAside(aside, results, main.length > 0);
 }
 
 /** The getOrSet section: hits as ops/s, herds as factory runs and the last caller's time. */
@@ -200,7 +228,7 @@ function reportCacheAside(names, results, appendToResults) {
   fs.writeFileSync(path.join(dir, 'latest.json'), JSON.stringify(json, null, 2));
 }
 
-function report(names, results, ceiling) {
+function report(names, results, ceiling, failover) {
   const summary = {};
   const lines = [];
   const TRACED = `${OURS}-traced`;
@@ -212,25 +240,29 @@ function report(names, results, ceiling) {
     const med = {};
     for (const client of CLIENTS) {
       const runs = results[name][client];
+      if (!runs) {
+        row.push('-');
+        continue;
+      }
       const ops = runs.map((r) => r.opsPerSec);
       med[client] = median(ops);
       row.push(`${fmt(med[client])} (${fmt(Math.min(...ops))}-${fmt(Math.max(...ops))})`);
     }
     const ours = results[name][OURS];
-    const others = CLIENTS.filter((c) => !c.startsWith(OURS));
+    const others = CLIENTS.filter((c) => !c.startsWith(OURS) && results[name][c]);
     const best = Math.max(...others.map((c) => med[c]));
     const ratio = ours && others.length ? med[OURS] / best : NaN;
     row.push(ours ? `${median(ours.map((r) => r.p50)).toFixed(3)} / ${median(ours.map((r) => r.p99)).toFixed(3)}` : '-');
     row.push(Number.isFinite(ratio) ? `${ratio.toFixed(2)}x` : '-');
     // What tracing every operation costs (a subscriber with no-op handlers).
     const tracedRatio = traced ? med[TRACED] / med[OURS] : undefined;
-    if (traced) row.push(`${tracedRatio.toFixed(2)}x`);
+    if (traced) row.push(Number.isFinite(tracedRatio) ? `${tracedRatio.toFixed(2)}x` : '-');
     lines.push(`| ${row.join(' | ')} |`);
     summary[name] = {
       ratio,
       tracedRatio,
       clients: Object.fromEntries(
-        CLIENTS.map((c) => [
+        CLIENTS.filter((c) => results[name][c]).map((c) => [
           c,
           {
             median: med[c],
@@ -245,15 +277,18 @@ function report(names, results, ceiling) {
   }
   const get64 = summary['get 100B c64']?.clients[OURS]?.median;
   const machine = `${os.cpus().length} × ${os.cpus()[0].model}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}, ${execFileSync('redis-server', ['--version'], { encoding: 'utf8' }).split(' ')[2]}`;
-  lines.push('', `Ceiling, redis-benchmark -c 64 -P 16 -d 100 on the same server: GET ${fmt(ceiling.GET)}/s, SET ${fmt(ceiling.SET)}/s.`);
-  if (get64) lines.push(`${OURS} GET 100 B at 64 in flight reaches ${((get64 / ceiling.GET) * 100).toFixed(0)} % of it.`);
+  if (ceiling) lines.push('', `Ceiling, redis-benchmark -c 64 -P 16 -d 100 on the same server: GET ${fmt(ceiling.GET)}/s, SET ${fmt(ceiling.SET)}/s.`);
+  if (get64 && ceiling) lines.push(`${OURS} GET 100 B at 64 in flight reaches ${((get64 / ceiling.GET) * 100).toFixed(0)} % of it.`);
+  for (const [client, f] of Object.entries(failover)) {
+    lines.push(`Cluster failover (SIGKILL of a master with a replica, gets and sets 16 in flight), ${client}: every command served promptly again ${f.recoveredMs} ms after the kill; ${f.rejected} of ${f.ops} commands rejected meanwhile.`);
+  }
   lines.push(`Machine: ${machine}. Median of ${ROUNDS} interleaved rounds of ${SECONDS} s; mget/mset count keys per second.`);
   console.log(lines.join('\n'));
   // Only a full run of the usual clients replaces the published results.
   if (ONLY || CHOSEN || process.env.FLUXOR_BASE) return;
   const dir = path.join(__dirname, 'results');
   fs.mkdirSync(dir, { recursive: true });
-  fs.writeFileSync(path.join(dir, 'latest.json'), JSON.stringify({ date: new Date().toISOString(), machine, rounds: ROUNDS, seconds: SECONDS, ceiling, summary }, null, 2));
+  fs.writeFileSync(path.join(dir, 'latest.json'), JSON.stringify({ date: new Date().toISOString(), machine, rounds: ROUNDS, seconds: SECONDS, ceiling, summary, failover }, null, 2));
   fs.writeFileSync(path.join(dir, 'chart.svg'), chart(summary, CLIENTS));
   fs.writeFileSync(path.join(dir, 'latest.md'), lines.join('\n') + '\n');
 }

@@ -5,11 +5,12 @@
 
 const { adapters } = require('./adapters');
 const { workloads } = require('./workloads');
+const { clusterAdapters, clusterWorkloads, isCluster, seedsOf } = require('./cluster');
 
 async function main() {
-  const [client, name, port, seconds] = process.argv.slice(2);
-  const api = await adapters[client](Number(port));
-  const w = workloads[name];
+  const [client, name, target, seconds] = process.argv.slice(2);
+  const api = isCluster(target) ? await clusterAdapters[client](seedsOf(target)) : await adapters[client](Number(target));
+  const w = workloads[name] ?? clusterWorkloads[name];
   const ctx = await (w.setup ? w.setup(api) : {});
   const result = w.kind === 'once' ? await once(api, w, ctx) : await loop(api, w, ctx, Number(seconds));
   await api.close();

@@ -59,9 +59,17 @@ function ttlArg(ttl, name = 'ttl') {
   return String(ttlMs(ttl, name));
 }
 
+/**
+ * The longest ttl, in seconds: the expiry time (now + ttl, in ms) stays an
+ * exact integer in a double, as the tag scripts (Lua) and JS compute it;
+ * far under what Redis takes (an expiry time up to 2^63 - 1 ms).
+ */
+const MAX_TTL_SECONDS = 9e12;
+
 function ttlMs(ttl, name = 'ttl') {
   if (typeof ttl !== 'number') throw typeError(`${name} must be a number of seconds, got ${describe(ttl)}`);
   if (!(ttl >= 0) || ttl === Infinity) throw rangeError(`${name} must be a finite number of seconds, 0 or more; got ${ttl}`);
+  if (ttl > MAX_TTL_SECONDS) throw rangeError(`${name} must be at most ${MAX_TTL_SECONDS} seconds (about 285,000 years), got ${ttl}`);
   // A positive ttl never rounds down to 0, which would mean "no expiry".
   return ttl === 0 ? 0 : Math.max(1, Math.round(ttl * 1000));
 }
@@ -74,10 +82,16 @@ function tagsArg(tags, name = 'options.tags') {
   return tags.length === 0 ? '' : JSON.stringify(tags);
 }
 
+const NO_OPTIONS = Object.freeze({ __proto__: null });
+
+/**
+ * A call's options: their own properties only, in an object without a
+ * prototype, so that a property added to Object.prototype is never an option.
+ */
 function optionsArg(options, name = 'options') {
-  if (options === undefined || options === null) return {};
+  if (options === undefined || options === null) return NO_OPTIONS;
   if (typeof options !== 'object') throw typeError(`${name} must be an object, got ${describe(options)}`);
-  return options;
+  return { __proto__: null, ...options };
 }
 
 /**

@@ -90,6 +90,32 @@ class Batcher {
     const pending = this.#pending;
     this.#args = [];
     this.#pending = [];
+    const id = this.#begin(pending);
+    try {
+      this.#engine.exec(id, args);
+    } catch (err) {
+      this.settle([[id, [err]]]);
+    }
+  }
+
+  /**
+   * A native call that answers later with one reply, as a batch of its own
+   * (invalidate, getStats): `start(id)` begins it. Settled, held and drained
+   * like a batch, so disconnect() waits for it too.
+   */
+  call(start, decode) {
+    return new Promise((resolve, reject) => {
+      const id = this.#begin([resolve, reject, decode]);
+      try {
+        start(id);
+      } catch (err) {
+        this.settle([[id, [err]]]);
+      }
+    });
+  }
+
+  /** Registers `pending` in flight under a new batch id. */
+  #begin(pending) {
     const id = this.#nextId;
     this.#nextId = id === 0xffffffff ? 1 : id + 1;
     // Batches in flight keep the process alive; an idle connection does not.
@@ -99,11 +125,7 @@ class Batcher {
       this.#engine.hold(true);
     }
     this.#inflight.set(id, pending);
-    try {
-      this.#engine.exec(id, args);
-    } catch (err) {
-      this.settle([[id, [err]]]);
-    }
+    return id;
   }
 
   /** Finished batches, each `[id, replies]` (batch 0: the connection was lost). */

@@ -8,7 +8,7 @@
 
 const { EventEmitter } = require('node:events');
 const { cacheError, rangeError, typeError, describe } = require('./errors');
-const { ttlMs } = require('./args');
+const { ttlMs, optionsArg } = require('./args');
 
 class Lock extends EventEmitter {
   #run;
@@ -150,8 +150,8 @@ function count(value, name, def, max) {
 }
 
 /** Validated lock options with their defaults. */
-function lockOptions(options = {}) {
-  if (options === null || typeof options !== 'object') throw typeError(`options must be an object, got ${describe(options)}`);
+function lockOptions(given) {
+  const options = optionsArg(given);
   return {
     ttlMs: options.ttl === undefined ? 30_000 : lockTtlMs(options.ttl, 'options.ttl'),
     retries: count(options.retries, 'options.retries', 10, 1_000_000),

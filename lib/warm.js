@@ -9,8 +9,8 @@ const { toKey, encode: encodeJson } = require('./args');
 
 const defaultKey = (item) => item?.id;
 
-function warmOptions(options = {}) {
-  if (options === null || typeof options !== 'object') throw typeError(`options must be an object, got ${describe(options)}`);
+/** `options`: own properties only (args.js optionsArg). */
+function warmOptions(options) {
   const { keyExtractor = defaultKey, batchSize = 1000 } = options;
   if (typeof keyExtractor !== 'function') throw typeError(`options.keyExtractor must be a function, got ${describe(keyExtractor)}`);
   if (typeof batchSize !== 'number') throw typeError(`options.batchSize must be a number, got ${describe(batchSize)}`);

@@ -34,10 +34,33 @@ impl Codec {
     self.join("tag:", tag)
   }
 
+  /// The record of the tags a stored key was last written with (a JSON
+  /// array text, with the key's expiry), so that expire() can move the
+  /// key's expiry in those tags' indexes too.
+  pub fn tag_record(&self, stored: &[u8]) -> Vec<u8> {
+    let mut out = self.join("tags:", "");
+    out.extend_from_slice(stored.strip_prefix(self.prefix.as_bytes()).unwrap_or(stored));
+    out
+  }
+
   /// A lock's key: the name is a cluster hash tag, so that the lock and
-  /// its fencing counter (the same key plus `:fence`) share a slot.
+  /// its fencing counter (the same key plus `:fence`) share a slot. A `}`
+  /// would end the tag early, so it is escaped (as `%7D`, and `%` as `%25`;
+  /// names without either keep their form); an empty tag would not count
+  /// as one, so an empty name is `%`.
   pub fn lock_key(&self, key: &str) -> Vec<u8> {
-    let mut out = self.join("lock:{", key);
+    let mut name = String::with_capacity(key.len() + 2);
+    for c in key.chars() {
+      match c {
+        '%' => name.push_str("%25"),
+        '}' => name.push_str("%7D"),
+        c => name.push(c),
+      }
+    }
+    if name.is_empty() {
+      name.push('%');
+    }
+    let mut out = self.join("lock:{", &name);
     out.push(b'}');
     out
   }
@@ -119,9 +142,17 @@ mod tests {
     assert!(c.key("").is_err());
     assert!(c.key("__fluxor__:tag:x").is_err());
     assert_eq!(c.tag_index("t"), b"app:__fluxor__:tag:t");
+    assert_eq!(c.tag_record(b"app:user:1"), b"app:__fluxor__:tags:user:1");
     assert_eq!(c.lock_key("r"), b"app:__fluxor__:lock:{r}");
     assert_eq!(c.fence_key("r"), b"app:__fluxor__:lock:{r}:fence");
     assert_eq!(c.user_key(b"app:__fluxor__:lock:{r}"), None);
+    assert_eq!(c.lock_key("}x%"), b"app:__fluxor__:lock:{%7Dx%25}");
+    assert_eq!(c.lock_key(""), b"app:__fluxor__:lock:{%}");
+    for name in ["}", "}x", "a}b{c}", "{", "", "%7D", "r"] {
+      let slot = redis::cluster_routing::Slot::for_key(c.lock_key(name));
+      assert_eq!(slot, redis::cluster_routing::Slot::for_key(c.fence_key(name)), "{name:?}: lock and fence share a slot");
+    }
+    assert_ne!(c.lock_key("}"), c.lock_key("%7D"), "escaping is one-to-one");
     assert_eq!(c.user_key(b"app:user:1"), Some(&b"user:1"[..]));
     assert_eq!(c.user_key(b"other:user:1"), None);
   }

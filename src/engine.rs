@@ -2,7 +2,7 @@
 //! path every command takes.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Instant;
 
 use redis::{Cmd, Value};
@@ -39,31 +39,20 @@ pub struct Engine {
   state: RwLock<State>,
   generations: AtomicU64,
   events: Events,
-  /// When (ms since `born`) a cluster connection was last rebuilt.
-  rebuilt_at: AtomicU64,
-  born: Instant,
 }
 
 impl Engine {
   pub fn new(opts: Options, events: Events) -> Engine {
-    Engine {
-      codec: Codec::new(&opts.key_prefix),
-      opts,
-      stats: Stats::default(),
-      state: RwLock::new(State::Idle),
-      generations: AtomicU64::new(0),
-      events,
-      rebuilt_at: AtomicU64::new(0),
-      born: Instant::now(),
-    }
+    Engine { codec: Codec::new(&opts.key_prefix), opts, stats: Stats::default(), state: RwLock::new(State::Idle), generations: AtomicU64::new(0), events }
   }
 
   pub fn addr(&self) -> String {
     describe(&self.opts.target)
   }
 
-  /// Opens a new connection and makes it the current one.
-  pub async fn connect(self: &Arc<Self>) -> Result<()> {
+  /// Opens a new connection and makes it the current one. Resolves the
+  /// server's eviction policy when it may evict lock keys (eviction.rs).
+  pub async fn connect(self: &Arc<Self>) -> Result<Option<String>> {
     let generation = self.generations.fetch_add(1, Ordering::Relaxed) + 1;
     let engine = Arc::downgrade(self);
     let on_lost = Arc::new(move |err: CacheError| {
@@ -72,21 +61,34 @@ impl Engine {
       }
     });
     let conn = Connection::open(&self.opts, on_lost).await?;
-    let old = std::mem::replace(&mut *self.state.write().unwrap(), State::Ready(Current { conn, generation }));
+    let eviction = crate::eviction::unsafe_policy(&conn).await;
+    let old = std::mem::replace(&mut *self.state_mut(), State::Ready(Current { conn, generation }));
     if let State::Ready(old) = old {
       old.conn.close();
     }
-    Ok(())
+    Ok(eviction)
   }
 
   pub fn disconnect(&self) {
-    if let State::Ready(current) = std::mem::replace(&mut *self.state.write().unwrap(), State::Idle) {
+    let old = std::mem::replace(&mut *self.state_mut(), State::Idle);
+    // Closing completes what is pending: not under the lock.
+    if let State::Ready(current) = old {
       current.conn.close();
     }
   }
 
+  // The state is replaced whole under the lock, so a panic elsewhere cannot
+  // leave it half-written: a poisoned lock is as good as any.
+  fn state(&self) -> RwLockReadGuard<'_, State> {
+    self.state.read().unwrap_or_else(PoisonError::into_inner)
+  }
+
+  fn state_mut(&self) -> RwLockWriteGuard<'_, State> {
+    self.state.write().unwrap_or_else(PoisonError::into_inner)
+  }
+
   pub fn connection(&self) -> Result<Current> {
-    match &*self.state.read().unwrap() {
+    match &*self.state() {
       State::Ready(current) => Ok(current.clone()),
       State::Lost(err) => Err(err.clone()),
       State::Idle => Err(CacheError::not_connected()),
@@ -95,21 +97,29 @@ impl Engine {
 
   /// The standalone connection's socket, when that is what is in use.
   pub fn standalone(&self) -> Option<Arc<crate::multiplex::Multiplexed>> {
-    match &*self.state.read().unwrap() {
+    match &*self.state() {
       State::Ready(Current { conn: Connection::Standalone(mux), .. }) => Some(mux.clone()),
       _ => None,
     }
   }
 
+  /// The cluster connection, when that is what is in use.
+  pub fn cluster(&self) -> Option<Arc<crate::cluster::Cluster>> {
+    match &*self.state() {
+      State::Ready(Current { conn: Connection::Cluster(cluster), .. }) => Some(cluster.clone()),
+      _ => None,
+    }
+  }
+
   pub fn is_connected(&self) -> bool {
-    matches!(&*self.state.read().unwrap(), State::Ready(_))
+    matches!(&*self.state(), State::Ready(_))
   }
 
   /// Marks connection `generation` lost (unless a newer one replaced it) so
   /// that commands fail fast until the JS face reconnects, and says so.
   fn lost(&self, generation: u64, err: CacheError) {
     {
-      let mut state = self.state.write().unwrap();
+      let mut state = self.state_mut();
       if !matches!(&*state, State::Ready(c) if c.generation == generation) {
         return;
       }
@@ -134,7 +144,8 @@ impl Engine {
       cmds,
       Box::new(move |outcomes: Vec<Outcome>| {
         engine.stats.record_latency(started.elapsed(), n);
-        let failed = |o: &Outcome| matches!(o, Err(e) if e.is_connection_lost() || e.code == Code::Timeout);
+        // A cluster reconnects its nodes itself: one node down is not the
+        // whole cache lost.
         if !engine.is_cluster() {
           // The server's connection broke (or, behind sentinels, the server
           // was demoted to a replica): commands fail fast until the JS face
@@ -143,33 +154,10 @@ impl Engine {
           if let Some(Err(err)) = outcomes.iter().find(|o| matches!(o, Err(e) if e.is_connection_lost() || (sentinel && e.code == Code::ReadOnly))) {
             engine.lost(generation, err.clone());
           }
-        } else if outcomes.iter().any(failed) {
-          // A cluster client reconnects its nodes itself, so one node down is
-          // not the whole cache lost; but after a failover redis-rs can keep
-          // waiting on a dead node, so rebuild the client in the background.
-          engine.rebuild_cluster(generation);
         }
         done(outcomes)
       }),
     );
-  }
-
-  /// Opens a fresh cluster client and swaps it in when it is ready, at most
-  /// once a second; commands keep using the old one meanwhile.
-  fn rebuild_cluster(self: &Arc<Self>, generation: u64) {
-    let now = self.born.elapsed().as_millis() as u64;
-    let last = self.rebuilt_at.load(Ordering::Relaxed);
-    if now.saturating_sub(last) < 1000 || self.rebuilt_at.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_err() {
-      return;
-    }
-    let engine = self.clone();
-    napi::bindgen_prelude::spawn(async move {
-      let Ok(conn) = Connection::open(&engine.opts, Arc::new(|_| {})).await else { return };
-      let mut state = engine.state.write().unwrap();
-      if matches!(&*state, State::Ready(c) if c.generation == generation) {
-        *state = State::Ready(Current { conn, generation });
-      }
-    });
   }
 
   /// `send`, awaited, for everything off the hot path: the first error
@@ -183,6 +171,15 @@ impl Engine {
   /// The servers that hold data (every master in a cluster).
   pub async fn masters(&self) -> Result<Vec<Node>> {
     self.connection()?.conn.masters().await
+  }
+
+  /// In a cluster, what the masters say of their slots and migrations
+  /// (cluster.rs `layout`); empty on one server.
+  pub async fn layout(&self) -> Result<String> {
+    match self.connection()?.conn {
+      Connection::Cluster(cluster) => cluster.layout().await,
+      _ => Ok(String::new()),
+    }
   }
 
   /// `run` on one node.
@@ -241,6 +238,7 @@ impl Engine {
         "version": server.version,
         "mode": if self.opts.is_cluster() { "cluster" } else { "standalone" },
         "nodes": nodes,
+        "evictionPolicy": server.eviction_policy,
       },
     }) else {
       unreachable!("an object")
@@ -292,17 +290,30 @@ impl Engine {
     let engine = self.clone();
     let started = Instant::now();
     self.send(cmds, move |mut outcomes| {
+      let mut then = Vec::new();
       let elapsed = started.elapsed();
       let replies: Vec<Reply> = ops
         .into_iter()
         .zip(spans)
-        .map(|(op, span)| match op.and_then(|op| op.reply(&mut outcomes[span], &engine.stats)) {
-          Ok(reply) => reply,
-          Err(e) => engine.reply_err(e),
+        .map(|(op, span)| {
+          let outcomes = &mut outcomes[span];
+          match op.and_then(|op| {
+            op.follow_up(&engine.codec, outcomes, &mut then);
+            op.reply(outcomes, &engine.stats)
+          }) {
+            Ok(reply) => reply,
+            Err(e) => engine.reply_err(e),
+          }
         })
         .collect();
       engine.stats.record_ops(kinds.into_iter().zip(&replies).map(|(k, r)| (k, matches!(r, Reply::Err(_)))), Some(elapsed));
-      deliver(replies)
+      if then.is_empty() {
+        deliver(replies)
+      } else {
+        // A second round some operations need (expire.rs); the batch is
+        // answered once it is done.
+        engine.send(then, move |_| deliver(replies));
+      }
     });
   }
 

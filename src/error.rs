@@ -24,6 +24,8 @@ pub enum Code {
   InvalidArg,
   /// Any other error reply (WRONGTYPE, ERR …).
   Redis,
+  /// A reply too large to become a JS string (js_string.rs).
+  ReplyTooLarge,
 }
 
 impl Code {
@@ -40,6 +42,7 @@ impl Code {
       Code::UnknownStrategy => "ERR_UNKNOWN_STRATEGY",
       Code::InvalidArg => "ERR_INVALID_ARG",
       Code::Redis => "ERR_REDIS",
+      Code::ReplyTooLarge => "ERR_REPLY_TOO_LARGE",
     }
   }
 

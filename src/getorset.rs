@@ -34,6 +34,7 @@ use std::sync::{Arc, OnceLock};
 
 use redis::{Cmd, Value};
 
+use crate::cluster::SLOTS;
 use crate::codec::{parse_ms, Codec};
 use crate::compress::maybe_compress;
 use crate::connection::Outcome;
@@ -323,7 +324,6 @@ pub fn slot_tag(key: &[u8]) -> String {
   String::from_utf8(name[..len].to_vec()).expect("ASCII")
 }
 
-const SLOTS: usize = 16384;
 const ALPHABET: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
 const CANDIDATES: u32 = 62 + 62 * 62 + 62 * 62 * 62;
 
@@ -345,13 +345,9 @@ fn candidate(mut n: u32) -> ([u8; 3], usize) {
   (out, len)
 }
 
-/// Redis Cluster's slot of a key: CRC16 of its hash tag (or of the whole key).
+/// Redis Cluster's slot of a key (src/cluster.rs), as an index.
 fn slot_of(key: &[u8]) -> usize {
-  let tagged = key.iter().position(|b| *b == b'{').and_then(|open| {
-    let close = key[open + 1..].iter().position(|b| *b == b'}')?;
-    (close > 0).then(|| &key[open + 1..open + 1 + close])
-  });
-  usize::from(crc16::State::<crc16::XMODEM>::calculate(tagged.unwrap_or(key))) % SLOTS
+  usize::from(crate::cluster::slot_of(key))
 }
 
 fn eval(script: &str, keys: &[&[u8]]) -> Cmd {

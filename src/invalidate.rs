@@ -1,21 +1,35 @@
 //! The built-in invalidation strategies: `pattern`, `cascade` and `tag`.
 //!
-//! Never KEYS: SCAN on every master (src/scan.rs), and UNLINK in
+//! Never KEYS: SCAN with a bounded COUNT on every master, and UNLINK in
 //! batches, one round trip a page (the UNLINK of a page travels with the
 //! SCAN for the next), so a server with millions of keys keeps answering
 //! others meanwhile. Only keys under keyPrefix are touched, and never those
 //! in the reserved namespace (locks, tag indexes); counts are of cache keys.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
-use redis::cluster_routing::Slot;
 use redis::{Cmd, Value};
 
 use crate::codec::escape_glob;
+use crate::connection::Node;
 use crate::engine::Engine;
-use crate::error::Result;
+use crate::error::{CacheError, Code, Result};
 use crate::scan::{scan_cmd, scan_page, unexpected, PAGE};
+
+/// Runs the built-in strategy `kind` (cascade, tag or pattern) and counts
+/// what it removed.
+pub async fn run(engine: &Arc<Engine>, kind: &str, arg: &str) -> Result<u64> {
+  let removed = match kind {
+    "cascade" => cascade(engine, arg).await?,
+    "tag" => tag(engine, arg).await?,
+    "pattern" => pattern(engine, arg).await?,
+    other => return Err(CacheError::new(Code::UnknownStrategy, format!("unknown invalidation strategy {other:?}"))),
+  };
+  crate::stats::add(&engine.stats.deletes, removed);
+  // Whatever it removed, no getOrSet factory in flight writes back over it.
+  crate::getorset::cancel_leases(engine).await?;
+  Ok(removed)
+}
 
 /// Removes every key under keyPrefix whose unprefixed name matches `glob`.
 pub async fn pattern(engine: &Arc<Engine>, glob: &str) -> Result<u64> {
@@ -45,7 +59,13 @@ pub async fn tag(engine: &Arc<Engine>, tag: &str) -> Result<u64> {
     // Members and scores alternate.
     let members: Vec<Vec<u8>> = items.into_iter().step_by(2).filter(|m| engine.codec.user_key(m).is_some()).collect();
     if !members.is_empty() {
-      removed += sum(&engine.run(unlink(members, cluster)).await?)?;
+      // The members' records of their tags go too (expire.rs); only the
+      // members are counted.
+      let records = members.iter().map(|m| engine.codec.tag_record(m)).collect();
+      let mut cmds = unlink(members, cluster);
+      let counted = cmds.len();
+      cmds.extend(unlink(records, cluster));
+      removed += sum(&engine.run(cmds).await?[..counted])?;
     }
     if next == 0 {
       break;
@@ -57,52 +77,83 @@ pub async fn tag(engine: &Arc<Engine>, tag: &str) -> Result<u64> {
 }
 
 /// SCAN every master for `pattern` (already escaped and prefixed) and UNLINK
-/// what it finds, outside the reserved namespace.
+/// what it finds, outside the reserved namespace. In a cluster, a slot that
+/// migrates while the masters are scanned can carry keys from a master not
+/// scanned yet to one already scanned: so another pass follows a pass during
+/// which the layout changed or a migration was under way, until one finds
+/// nothing more (a key missed twice would have to move twice meanwhile).
 async fn scan_unlink(engine: &Arc<Engine>, pattern: Vec<u8>) -> Result<u64> {
-  let cluster = engine.is_cluster();
+  if !engine.is_cluster() {
+    return scan_unlink_on(engine, &Node::Standalone, &pattern).await;
+  }
   let mut removed = 0;
-  for node in engine.masters().await? {
-    let mut cursor = 0u64;
-    let mut found: Vec<Vec<u8>> = Vec::new();
-    loop {
-      let mut cmds = unlink(std::mem::take(&mut found), cluster);
-      let unlinks = cmds.len();
-      cmds.push(scan_cmd(cursor, &pattern, PAGE));
-      let mut values = engine.run_on(&node, cmds).await?;
-      let page = values.pop();
-      removed += sum(&values[..unlinks])?;
-      let (next, keys) = scan_page(page)?;
-      found = keys.into_iter().filter(|k| engine.codec.user_key(k).is_some()).collect();
-      if next == 0 {
-        break;
-      }
-      cursor = next;
+  for pass in 0.. {
+    let before = engine.layout().await?;
+    let mut found = 0;
+    for node in engine.masters().await? {
+      found += scan_unlink_on(engine, &node, &pattern).await?;
     }
-    if !found.is_empty() {
-      removed += sum(&engine.run_on(&node, unlink(found, cluster)).await?)?;
+    removed += found;
+    let after = engine.layout().await?;
+    if (before == after && !after.contains('[')) || (pass > 0 && found == 0) {
+      break;
     }
   }
   Ok(removed)
 }
 
-/// UNLINK commands for `keys`: one, or in a cluster one per slot (a
-/// multi-key command must stay within a slot).
+/// One node's SCAN, each page's UNLINK sent with the next page's SCAN. In a
+/// cluster the UNLINKs are routed by key (a key may have moved on).
+async fn scan_unlink_on(engine: &Arc<Engine>, node: &Node, pattern: &[u8]) -> Result<u64> {
+  let cluster = engine.is_cluster();
+  let mut removed = 0;
+  let mut cursor = 0u64;
+  let mut found: Vec<Vec<u8>> = Vec::new();
+  loop {
+    let unlinks = unlink(std::mem::take(&mut found), cluster);
+    let scan = scan_cmd(cursor, pattern, PAGE);
+    let page = if cluster {
+      let (page, unlinked) = tokio::join!(engine.run_on(node, vec![scan]), run_unless_empty(engine, unlinks));
+      removed += sum(&unlinked?)?;
+      page?.pop()
+    } else {
+      let n = unlinks.len();
+      let mut cmds = unlinks;
+      cmds.push(scan);
+      let mut values = engine.run_on(node, cmds).await?;
+      let page = values.pop();
+      removed += sum(&values[..n])?;
+      page
+    };
+    let (next, keys) = scan_page(page)?;
+    found = keys.into_iter().filter(|k| engine.codec.user_key(k).is_some()).collect();
+    if next == 0 {
+      break;
+    }
+    cursor = next;
+  }
+  removed += sum(&run_unless_empty(engine, unlink(found, cluster)).await?)?;
+  Ok(removed)
+}
+
+async fn run_unless_empty(engine: &Arc<Engine>, cmds: Vec<Cmd>) -> Result<Vec<Value>> {
+  if cmds.is_empty() {
+    return Ok(Vec::new());
+  }
+  engine.run(cmds).await
+}
+
+/// UNLINK commands for `keys`: one, or in a cluster one per key (each is
+/// routed on its own: a multi-key command in a migrating slot would meet
+/// TRYAGAIN until the slot has moved).
 fn unlink(keys: Vec<Vec<u8>>, cluster: bool) -> Vec<Cmd> {
   if keys.is_empty() {
     return Vec::new();
   }
-  let groups: Vec<Vec<Vec<u8>>> = if cluster {
-    let mut by_slot: HashMap<Slot, Vec<Vec<u8>>> = HashMap::new();
-    for k in keys {
-      by_slot.entry(Slot::for_key(&k)).or_default().push(k);
-    }
-    by_slot.into_values().collect()
-  } else {
-    vec![keys]
-  };
+  let groups = if cluster { keys.into_iter().map(|k| vec![k]).collect() } else { vec![keys] };
   groups
     .into_iter()
-    .map(|keys| {
+    .map(|keys: Vec<Vec<u8>>| {
       let mut cmd = redis::cmd("UNLINK");
       for k in keys {
         cmd.arg(k);

@@ -8,14 +8,18 @@
 
 #![deny(clippy::all)]
 
+mod cluster;
 mod codec;
 mod compress;
 mod connection;
 mod deliver;
 mod engine;
 mod error;
+mod eviction;
+mod expire;
 mod getorset;
 mod invalidate;
+mod js_string;
 mod lock;
 mod metrics;
 mod multiplex;
@@ -32,7 +36,7 @@ static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::ptr;
 use std::sync::Arc;
 
-use napi::bindgen_prelude::{Buffer, Function, Null, ToNapiValue, TypeName};
+use napi::bindgen_prelude::{Buffer, Function, Null, PromiseRaw, ToNapiValue, TypeName};
 use napi::{sys, Env, Status, ValueType};
 use napi_derive::napi;
 
@@ -122,13 +126,12 @@ impl CacheEngine {
     self.engine.is_connected()
   }
 
-  /// Connects (or reconnects) and PINGs. Resolves null, or the Error.
-  #[napi(ts_return_type = "Promise<null | Error>")]
-  pub async fn connect(&self) -> Reply {
-    match self.engine.connect().await {
-      Ok(()) => Reply::Nil,
-      Err(e) => Reply::Err(e),
-    }
+  /// Connects (or reconnects) and PINGs. Resolves null, the server's
+  /// eviction policy when it may evict lock keys, or the Error.
+  #[napi(ts_return_type = "Promise<null | string | Error>")]
+  pub fn connect<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, Reply>> {
+    let engine = self.engine.clone();
+    env.spawn_future(async move { Ok(reply(engine.connect().await.map(|policy| policy.map_or(Reply::Nil, Reply::Str)))) })
   }
 
   /// Sends batch `id` of hot-path operations (wire format: src/ops.rs); its
@@ -137,6 +140,8 @@ impl CacheEngine {
   pub fn exec(&self, env: Env, id: u32, ops: Vec<String>) {
     if let Some(mux) = self.engine.standalone() {
       mux.watch_from_js(env.raw(), || self.deliver.js_turn());
+    } else if let Some(cluster) = self.engine.cluster() {
+      cluster.watch_from_js(env.raw(), || self.deliver.js_turn());
     }
     let deliver = self.deliver.clone();
     self.engine.exec(&ops, move |replies| deliver.send(id, replies));
@@ -148,46 +153,38 @@ impl CacheEngine {
     self.deliver.hold(&env, active)
   }
 
-  /// A built-in strategy: `kind` is cascade, tag or pattern. Resolves the
-  /// number of cache keys removed, or the Error.
-  #[napi(ts_return_type = "Promise<number | Error>")]
-  pub async fn invalidate(&self, kind: String, arg: String) -> Reply {
-    let e = &self.engine;
-    let removed = match kind.as_str() {
-      "cascade" => invalidate::cascade(e, &arg).await,
-      "tag" => invalidate::tag(e, &arg).await,
-      "pattern" => invalidate::pattern(e, &arg).await,
-      other => Err(CacheError::new(error::Code::UnknownStrategy, format!("unknown invalidation strategy {other:?}"))),
-    };
-    if let Ok(n) = removed {
-      stats::add(&e.stats.deletes, n);
-    }
-    // Whatever it removed, no getOrSet factory in flight writes back over it.
-    let removed = match removed {
-      Ok(n) => getorset::cancel_leases(e).await.map(|()| n),
-      err => err,
-    };
-    reply(removed.map(|n| Reply::Int(n as i64)))
+  /// Call `id`: a built-in strategy (`kind`: cascade, tag or pattern). Its
+  /// reply, the number of cache keys removed or the Error, arrives through
+  /// `onReplies` like a batch's.
+  #[napi]
+  pub fn invalidate(&self, id: u32, kind: String, arg: String) {
+    let engine = self.engine.clone();
+    self.answer(id, async move { invalidate::run(&engine, &kind, &arg).await.map(|n| Reply::Int(n as i64)) });
   }
 
-  /// The nodes `cache.scan` walks ("" for the one server, else each
-  /// master's host:port), or the Error.
-  #[napi(ts_return_type = "Promise<Array<string> | Error>")]
-  pub async fn scan_nodes(&self) -> Reply {
-    reply(scan::nodes(&self.engine).await.map(|nodes| Reply::List(nodes.into_iter().map(|n| Some(Stored::Text(n))).collect())))
+  /// Call `id`: the nodes `cache.scan` walks ("" for the one server, else
+  /// each master's host:port), or the Error, through `onReplies`.
+  #[napi]
+  pub fn scan_nodes(&self, id: u32) {
+    let engine = self.engine.clone();
+    self.answer(id, async move { scan::nodes(&engine).await.map(|nodes| Reply::List(nodes.into_iter().map(|n| Some(Stored::Text(n))).collect())) });
   }
 
-  /// One page of `cache.scan(glob)` on `node` from `cursor`: a JSON array
-  /// text `[nextCursor, ...keys]` ("0": the node is done), or the Error.
-  #[napi(ts_return_type = "Promise<string | Error>")]
-  pub async fn scan(&self, node: String, cursor: String, glob: String, count: u32) -> Reply {
-    reply(scan::page(&self.engine, &node, &cursor, &glob, count).await.map(Reply::Json))
+  /// Call `id`: one page of `cache.scan(glob)` on `node` from `cursor`, a
+  /// JSON array text `[nextCursor, ...keys]` ("0": the node is done), or the
+  /// Error, through `onReplies`.
+  #[napi]
+  pub fn scan(&self, id: u32, node: String, cursor: String, glob: String, count: u32) {
+    let engine = self.engine.clone();
+    self.answer(id, async move { scan::page(&engine, &node, &cursor, &glob, count).await.map(Reply::Json) });
   }
 
-  /// `getStats()` as JSON text, or the Error; `reset` starts a new window.
-  #[napi(ts_return_type = "Promise<string | Error>")]
-  pub async fn stats(&self, reset: bool) -> Reply {
-    reply(self.engine.stats_json(reset).await.map(Reply::Str))
+  /// Call `id`: `getStats()` as JSON text, or the Error, through
+  /// `onReplies`; `reset` starts a new window.
+  #[napi]
+  pub fn stats(&self, id: u32, reset: bool) {
+    let engine = self.engine.clone();
+    self.answer(id, async move { engine.stats_json(reset).await.map(Reply::Str) });
   }
 
   /// `metrics()`: Prometheus text exposition of this instance's figures.
@@ -200,6 +197,17 @@ impl CacheEngine {
   pub fn disconnect(&self) {
     self.wakes.stop();
     self.engine.disconnect();
+  }
+}
+
+impl CacheEngine {
+  /// Runs `work` and hands its reply to JS as batch `id`. Work that takes
+  /// round trips owns what it uses (never `&self`, which a worker's ending
+  /// frees) and answers through the batches' delivery, which knows when the
+  /// JS environment is gone.
+  fn answer(&self, id: u32, work: impl std::future::Future<Output = error::Result<Reply>> + Send + 'static) {
+    let deliver = self.deliver.clone();
+    napi::bindgen_prelude::spawn(async move { deliver.send(id, vec![reply(work.await)]) });
   }
 }
 
@@ -254,10 +262,9 @@ impl ToNapiValue for Reply {
       Reply::Nil => Null::to_napi_value(env, Null),
       Reply::Bool(b) => bool::to_napi_value(env, b),
       Reply::Int(i) => i64::to_napi_value(env, i),
-      Reply::Str(s) => String::to_napi_value(env, s),
+      Reply::Str(s) | Reply::Json(s) => js_string::string(env, s),
       Reply::Bytes(b) => Buffer::to_napi_value(env, b.into()),
-      Reply::List(items) => Vec::<Option<Stored>>::to_napi_value(env, items),
-      Reply::Json(text) => String::to_napi_value(env, text),
+      Reply::List(items) => js_string::list(env, items),
       Reply::Err(e) => create_error(env, e),
     }
   }

@@ -11,8 +11,16 @@ use redis::Cmd;
 
 use crate::codec::Codec;
 
+// Safe to run twice (a cluster retries it after a lost connection or a
+// failover, not knowing whether it ran): the holder's token gets the fence it
+// already has, not a second increment.
 const ACQUIRE: &str = r"
 if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  return redis.call('INCR', KEYS[2])
+end
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  local fence = redis.call('GET', KEYS[2])
+  if fence then return tonumber(fence) end
   return redis.call('INCR', KEYS[2])
 end
 return 0

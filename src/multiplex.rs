@@ -99,13 +99,19 @@ impl Multiplexed {
   /// Never blocks: what the socket does not take now is flushed by the
   /// writer task.
   pub fn send(&self, packed: &[u8], count: usize, done: Done) {
+    self.send_by(packed, count, Instant::now() + self.shared.timeout, done)
+  }
+
+  /// `send` with its own deadline (a cluster command retried on another
+  /// node keeps its first deadline).
+  pub fn send_by(&self, packed: &[u8], count: usize, deadline: Instant, done: Done) {
     let mut inner = self.shared.inner.lock().unwrap();
     if let Some(err) = &inner.closed {
       let err = err.clone();
       drop(inner);
       return done(Err(err));
     }
-    inner.pending.push_back(Pending { left: count, values: Vec::with_capacity(count), deadline: Instant::now() + self.shared.timeout, done: Some(done) });
+    inner.pending.push_back(Pending { left: count, values: Vec::with_capacity(count), deadline, done: Some(done) });
     let written = if inner.flushing { 0 } else { write_now(&self.sock, packed) };
     if written < packed.len() {
       inner.out.extend_from_slice(&packed[written..]);
@@ -114,6 +120,11 @@ impl Multiplexed {
         self.shared.flush.notify_one();
       }
     }
+  }
+
+  /// Whether the connection broke or was closed.
+  pub fn is_closed(&self) -> bool {
+    self.shared.is_closed()
   }
 
   /// Fails what is pending with `err` and stops the tasks; the socket closes
@@ -187,10 +198,8 @@ impl Shared {
     let mut expired = Vec::new();
     {
       let mut inner = self.inner.lock().unwrap();
-      for p in inner.pending.iter_mut() {
-        if p.deadline > now {
-          break;
-        }
+      // Not in deadline order when a cluster retry came after fresh batches.
+      for p in inner.pending.iter_mut().filter(|p| p.deadline <= now) {
         if let Some(done) = p.done.take() {
           expired.push(done);
         }
@@ -263,7 +272,7 @@ impl Shared {
   /// The next deadline the reader must wake for.
   fn next_deadline(&self) -> Option<Instant> {
     let inner = self.inner.lock().unwrap();
-    inner.pending.iter().find(|p| p.done.is_some()).map(|p| p.deadline)
+    inner.pending.iter().filter(|p| p.done.is_some()).map(|p| p.deadline).min()
   }
 }
 

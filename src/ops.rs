@@ -43,8 +43,8 @@ use crate::compress::{maybe_compress, unpack};
 use crate::connection::Outcome;
 use crate::error::{CacheError, Code, Result};
 use crate::getorset::{self, Gos};
-use crate::lock;
 use crate::stats::{add, Stats};
+use crate::{expire, lock};
 
 /// What one operation resolves to in JS.
 pub enum Reply {
@@ -170,6 +170,7 @@ pub enum Op {
   },
   Del(Vec<u8>),
   Exists(Vec<u8>),
+  /// expire.rs: two rounds when the key has tags.
   Expire(Vec<u8>, u64),
   Ttl(Vec<u8>),
   /// Keys, and whether every value is answered on its own (mgetv).
@@ -355,13 +356,16 @@ pub(crate) fn parse_tags(s: &str) -> Result<Vec<String>> {
 /// Adds members to a tag index, a sorted set scored by each member's expiry
 /// (ms since the epoch, server clock; +inf for none). Members past their
 /// expiry are dropped on every write, and the index itself expires with its
-/// last member, so an index never outgrows the keys it names.
+/// last member, so an index never outgrows the keys it names. ARGV: the ttl
+/// in ms, then `CH` (add, or move the expiry of members: CH only changes
+/// what ZADD returns) or `XX` (move the expiry of members only), then
+/// the members.
 const TAG_ADD: &str = r"
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
 local ttl = tonumber(ARGV[1])
 local score = ttl == 0 and '+inf' or (now + ttl)
-for i = 2, #ARGV do redis.call('ZADD', KEYS[1], score, ARGV[i]) end
+for i = 3, #ARGV do redis.call('ZADD', KEYS[1], ARGV[2], score, ARGV[i]) end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. now)
 local top = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')[2]
 if top == nil then return 0 end
@@ -372,6 +376,18 @@ return 1
 /// Most members one tag script call takes (Lua's stack bounds `unpack`).
 const TAG_CHUNK: usize = 1000;
 
+/// Sets the expiry of `keys` (stored names) in the index of `tag` to
+/// `ttl_ms` from now (0: none): adding them, or with `members_only` only
+/// those the index still names.
+pub fn tag_add<'k>(codec: &Codec, tag: &str, ttl_ms: u64, members_only: bool, keys: impl Iterator<Item = &'k [u8]>) -> Cmd {
+  let mut cmd = redis::cmd("EVAL");
+  cmd.arg(TAG_ADD).arg(1).arg(codec.tag_index(tag)).arg(ttl_ms).arg(if members_only { "XX" } else { "CH" });
+  for k in keys {
+    cmd.arg(k);
+  }
+  cmd
+}
+
 impl Op {
   /// Appends this operation's commands; `cluster` splits multi-key commands.
   pub fn commands(&self, codec: &Codec, cluster: bool, out: &mut Vec<Cmd>) {
@@ -379,20 +395,16 @@ impl Op {
       Op::Get(k) => out.push(key_cmd("GET", k)),
       // A delete clears the key's getOrSet lease: a factory in flight does
       // not write its older result back (src/getorset.rs; a set changes the
-      // value, which the lease remembers).
+      // value, which the lease remembers), and the key's record of its tags
+      // (expire.rs).
       Op::Del(k) => {
         out.push(key_cmd("DEL", k));
         out.push(key_cmd("DEL", &codec.lease_key(k)));
+        out.push(key_cmd("DEL", &codec.tag_record(k)));
       }
       Op::Exists(k) => out.push(key_cmd("EXISTS", k)),
+      Op::Expire(k, ms) => expire::commands(codec, k, *ms, out),
       Op::Ttl(k) => out.push(key_cmd("TTL", k)),
-      // 0 removes the expiry, as a ttl of 0 means "no expiry" everywhere else;
-      // EXISTS answers whether the key is there.
-      Op::Expire(k, 0) => {
-        out.push(key_cmd("EXISTS", k));
-        out.push(key_cmd("PERSIST", k));
-      }
-      Op::Expire(k, ms) => out.push(key_cmd("PEXPIRE", k).arg(*ms).clone()),
       Op::MGet(keys, _) if cluster => out.extend(keys.iter().map(|k| key_cmd("GET", k))),
       Op::MGet(keys, _) => {
         let mut cmd = redis::cmd("MGET");
@@ -419,6 +431,14 @@ impl Op {
         add_to_tags(codec, tags, &keys, *ttl_ms, out);
       }
       Op::Gos(op) => op.commands(codec, out),
+    }
+  }
+
+  /// Commands to send, once this operation's own are answered, before its
+  /// batch is (expire.rs: a tagged key's indexes).
+  pub fn follow_up(&self, codec: &Codec, outcomes: &[Outcome], out: &mut Vec<Cmd>) {
+    if let Op::Expire(k, ms) = self {
+      expire::follow_up(codec, k, *ms, outcomes, out);
     }
   }
 
@@ -483,16 +503,26 @@ impl Op {
   }
 }
 
-/// Adds `keys` to the index of each of `tags` (TAG_ADD), expiring with `ttl_ms`.
+/// Adds `keys` to the index of each of `tags` (TAG_ADD), expiring with
+/// `ttl_ms`, and writes each key's record of its tags with the same expiry
+/// (so that expire() can move it in those indexes: expire.rs). Every tagged
+/// write goes through here.
 pub(crate) fn add_to_tags(codec: &Codec, tags: &[String], keys: &[&[u8]], ttl_ms: u64, out: &mut Vec<Cmd>) {
+  if tags.is_empty() {
+    return;
+  }
+  let record = serde_json::to_string(tags).expect("strings serialize");
+  for k in keys {
+    let mut cmd = key_cmd("SET", &codec.tag_record(k));
+    cmd.arg(&record);
+    if ttl_ms > 0 {
+      cmd.arg("PX").arg(ttl_ms);
+    }
+    out.push(cmd);
+  }
   for tag in tags {
     for chunk in keys.chunks(TAG_CHUNK) {
-      let mut cmd = redis::cmd("EVAL");
-      cmd.arg(TAG_ADD).arg(1).arg(codec.tag_index(tag)).arg(ttl_ms);
-      for k in chunk {
-        cmd.arg(*k);
-      }
-      out.push(cmd);
+      out.push(tag_add(codec, tag, ttl_ms, false, chunk.iter().copied()));
     }
   }
 }

@@ -507,10 +507,18 @@ fn opt_integer(o: &Map<String, Value>, name: &str, min: i64, max: i64) -> Result
   }
 }
 
-/// A TTL in seconds: finite and not negative (0 = no expiry).
+/// The longest TTL in seconds: the expiry time (now + ttl, in ms) stays an
+/// exact integer in a double, as the tag scripts (Lua) compute it; far under
+/// what Redis takes (2^63 - 1 ms). lib/args.js has the same bound.
+const MAX_TTL_SECONDS: f64 = 9e12;
+
+/// A TTL in seconds: finite, not negative (0 = no expiry), at most MAX_TTL_SECONDS.
 fn opt_seconds(o: &Map<String, Value>, name: &str) -> Result<Option<f64>> {
   match opt_number(o, name)? {
     Some(n) if n < 0.0 => Err(CacheError::range_error(format!("options.{name} must be 0 or more seconds, got {n}"))),
+    Some(n) if n > MAX_TTL_SECONDS => {
+      Err(CacheError::range_error(format!("options.{name} must be at most {MAX_TTL_SECONDS} seconds (about 285,000 years), got {n}")))
+    }
     other => Ok(other),
   }
 }
@@ -587,6 +595,7 @@ mod tests {
       (r#"{"host":5}"#, ArgKind::Type, "options.host"),
       (r#"{"db":-1}"#, ArgKind::Range, "options.db"),
       (r#"{"defaultTTL":-1}"#, ArgKind::Range, "options.defaultTTL"),
+      (r#"{"defaultTTL":1e16}"#, ArgKind::Range, "options.defaultTTL must be at most 9000000000000 seconds"),
       (r#"{"connectTimeout":-5}"#, ArgKind::Range, "options.connectTimeout"),
       (r#"{"commandTimeout":"1s"}"#, ArgKind::Type, "options.commandTimeout"),
       (r#"{"defaultTTL":"NaN"}"#, ArgKind::Range, "options.defaultTTL"),

@@ -396,6 +396,8 @@ mod tests {
 #[derive(Default)]
 pub struct ServerInfo {
   pub version: String,
+  /// `maxmemory-policy` (of the first master that says).
+  pub eviction_policy: String,
   pub used: u64,
   pub peak: u64,
   pub rss: u64,
@@ -410,6 +412,7 @@ impl ServerInfo {
       let n = || value.parse::<u64>().unwrap_or(0);
       match name {
         "redis_version" if self.version.is_empty() => self.version = value.to_string(),
+        "maxmemory_policy" if self.eviction_policy.is_empty() => self.eviction_policy = value.to_string(),
         "used_memory" => self.used += n(),
         "used_memory_peak" => self.peak += n(),
         "used_memory_rss" => self.rss += n(),

@@ -315,7 +315,12 @@ export async function everything(): Promise<void> {
   const version: string = stats.server.version;
   exact<typeof stats.server.mode, 'standalone' | 'cluster'>(true);
   const nodes: string[] = stats.server.nodes;
-  void [hitRatePct, usedMb, counters, connected, version, nodes];
+  const evictionPolicy: string = stats.server.evictionPolicy;
+  void [hitRatePct, usedMb, counters, connected, version, nodes, evictionPolicy];
+  cache.on('warning', (w) => {
+    exact<typeof w.code, 'WARN_EVICTION_POLICY'>(true);
+    exact<typeof w.policy, string>(true);
+  });
   const windowed = await cache.getStats({ reset: true });
   const gets: CacheModule.OperationStats | undefined = windowed.byOperation.get;
   const p99: number | undefined = windowed.byOperation.mget?.p99;
@@ -383,6 +388,7 @@ export async function everything(): Promise<void> {
     | 'ERR_LOCK_LOST'
     | 'ERR_UNKNOWN_PATTERN'
     | 'ERR_UNKNOWN_STRATEGY'
+    | 'ERR_REPLY_TOO_LARGE'
     | 'ERR_FACTORY_TIMEOUT'
     | 'ERR_INVALID_ARG'
     | 'ERR_REDIS'
