@@ -390,7 +390,7 @@ declare namespace CacheModule {
     grace?: number;
     /** Soft timeout, MILLISECONDS: with a stale value, a slower factory is not waited for (it finishes and stores in the background). */
     timeout?: number;
-    /** MILLISECONDS: past it, the call rejects with `ERR_FACTORY_TIMEOUT` (or serves the stale value); the factory still finishes and stores. */
+    /** MILLISECONDS from Redis's first reply (a Redis that does not answer adds up to `commandTimeout`): past it, the call rejects with `ERR_FACTORY_TIMEOUT` (or serves the stale value); the factory still finishes and stores. */
     hardTimeout?: number;
     /** A fraction of `ttl` in (0, 1): the first read after it starts one background refresh. */
     refreshAhead?: number;

@@ -125,7 +125,8 @@ class CacheModule extends EventEmitter {
     if (this.#open || this.#state === 'closed' || this.#state === 'idle') return;
     this.#cancelReconnect();
     this.#state = 'closed';
-    // What was already asked for is still answered.
+    // What was already asked for is still answered, and getOrSet's leases given back.
+    this.#getOrSet.releaseLeases();
     await this.#batch.drain();
     this.#engine.disconnect();
     this.emit('end');

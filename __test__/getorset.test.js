@@ -259,6 +259,18 @@ test('grace and fail-safe: a failing factory answers with the stale value and ex
   assert.equal(await cache.getOrSet('fs:none', () => 'recovered'), 'recovered');
 });
 
+test('fail-safe when the factory rejects with a non-Error (undefined, null): the stale value answers; without one, the rejection as is', async () => {
+  for (const reason of [undefined, null, 'text']) {
+    const key = `fs:odd:${reason}`;
+    await cache.getOrSet(key, () => 'v1', { ttl: 0.1, grace: 60 });
+    await eventually(async () => (await raw.cmd('PTTL', `${PREFIX}${key}`)) < 60000, 'the value is stale');
+    const answer = cache.getOrSet(key, () => Promise.reject(reason), { ttl: 5, grace: 60 });
+    const hang = sleep(20000).then(() => 'hang');
+    assert.equal(await Promise.race([answer, hang]), 'v1', String(reason));
+    await assert.rejects(Promise.race([cache.getOrSet(`${key}:none`, () => Promise.reject(reason)), hang]), (err) => err === reason);
+  }
+});
+
 test('soft timeout: a slow factory with a stale value answers stale at once, and its result is stored when it comes', async () => {
   await cache.getOrSet('soft:1', () => 'old', { ttl: 0.05, grace: 60 });
   await eventually(async () => (await raw.cmd('PTTL', `${PREFIX}soft:1`)) < 60000, 'the value is stale');
@@ -345,6 +357,23 @@ test('refreshAhead: the first read past the threshold answers at once and starts
   assert.equal(await cache.getOrSet('ra:1', factory, opts), 'v2');
 });
 
+test('a refresh-ahead run that fails leaves the fresh value as long as it was (the fail-safe extension never shortens)', async () => {
+  const opts = { ttl: 60, refreshAhead: 0.01 };
+  assert.equal(await cache.getOrSet('ra:fail', () => 'v1', opts), 'v1');
+  await eventually(async () => (await raw.cmd('PTTL', `${PREFIX}ra:fail`)) < 59400, 'past the refresh threshold');
+  let failed = false;
+  assert.equal(
+    await cache.getOrSet('ra:fail', () => {
+      failed = true;
+      throw new Error('source down');
+    }, opts),
+    'v1',
+  );
+  await eventually(async () => failed && (await raw.cmd('KEYS', `${PREFIX}__fluxor__:lease:*ra:fail`)).length === 0, 'the refresh failed and gave its lease back');
+  // About 59 s were left; the fail-safe back-off is min(ttl, 10 s).
+  assert.ok((await raw.cmd('PTTL', `${PREFIX}ra:fail`)) > 30000, 'not shortened to the back-off');
+});
+
 test('skip() and undefined: the value is returned and not stored; undefined resolves to null', async () => {
   assert.equal(await cache.getOrSet('skip:1', (ctx) => {
     ctx.skip();
@@ -407,6 +436,24 @@ test('bad arguments: TypeError / RangeError naming the option, own properties on
   assert.equal(await cache.getOrSet('own:1', () => 'ok', inherited), 'ok');
 });
 
+test('disconnect() while a factory runs gives its lease back: another instance need not wait for it to expire', async () => {
+  const a = new CacheModule({ host: '127.0.0.1', port: server.port, keyPrefix: PREFIX });
+  await a.initialize();
+  const g = gate();
+  const first = a.getOrSet('disc:1', async () => {
+    await g.opened;
+    return 'from a';
+  }, { lockTimeout: 60000 });
+  const lease = async () => (await raw.cmd('KEYS', `${PREFIX}__fluxor__:lease:*disc:1`)).length;
+  await eventually(async () => (await lease()) === 1, 'a holds the lease');
+  await a.disconnect();
+  assert.equal(await lease(), 0, 'the lease was given back by disconnect()');
+  assert.equal(await cache.getOrSet('disc:1', () => 'from cache', { lockTimeout: 60000 }), 'from cache');
+  g.open();
+  assert.equal(await first, 'from a', "a's caller still gets its factory's value");
+  assert.equal(await cache.get('disc:1'), 'from cache', "a's result is not stored over it");
+});
+
 test('Redis unreachable: the factory runs and its value is returned', async (t) => {
   const s = await startRedis();
   const c = new CacheModule({ host: '127.0.0.1', port: s.port, keyPrefix: PREFIX, retryStrategy: () => 60000 });
@@ -461,6 +508,31 @@ test('password changed under the instance, or no permission for scripts: the fac
   await reader.initialize();
   t.after(() => reader.disconnect());
   assert.equal(await reader.getOrSet('pw:3', () => 'no scripts'), 'no scripts');
+});
+
+test('a user without channel permissions (Redis 7 ACL default): getOrSet still stores, and a waiter still gets the value', async (t) => {
+  await raw.cmd('ACL', 'SETUSER', 'nochannels', 'on', '>ncpw', '~*', '+@all', 'resetchannels');
+  t.after(() => raw.cmd('ACL', 'DELUSER', 'nochannels'));
+  const options = { host: '127.0.0.1', port: server.port, username: 'nochannels', password: 'ncpw', keyPrefix: PREFIX };
+  const a = new CacheModule(options);
+  const b = new CacheModule(options);
+  await a.initialize();
+  await b.initialize();
+  t.after(() => Promise.all([a.disconnect(), b.disconnect()]));
+  let runs = 0;
+  for (let i = 0; i < 3; i++) assert.equal(await a.getOrSet('nochan:1', () => ++runs, { ttl: 60 }), 1);
+  assert.equal(runs, 1, 'one factory run: the first call stored its result');
+  assert.equal(await raw.cmd('GET', `${PREFIX}nochan:1`), '1');
+  // A waiter in another instance: no PUBLISH reaches it, it polls.
+  const g = gate();
+  const first = a.getOrSet('nochan:2', async () => {
+    await g.opened;
+    return 'made once';
+  }, { lockTimeout: 60000 });
+  await eventually(async () => (await raw.cmd('KEYS', `${PREFIX}__fluxor__:lease:*nochan:2`)).length > 0, 'the lease is taken');
+  const second = b.getOrSet('nochan:2', () => 'made twice', { lockTimeout: 60000 });
+  g.open();
+  assert.deepEqual(await Promise.all([first, second]), ['made once', 'made once']);
 });
 
 test('cluster mode: single flight, braces in keys, writes during a factory win, invalidation cancels', async (t) => {

@@ -33,6 +33,8 @@ class GetOrSet {
   #defaults = null;
   /** key -> the promise every concurrent caller in this process shares. */
   #flights = new Map();
+  /** key -> the token of a lease this process holds while its factory runs. */
+  #leases = new Map();
   stats = { factoryRuns: 0, staleServed: 0, coalesced: 0 };
 
   /**
@@ -168,6 +170,16 @@ class GetOrSet {
     }
   }
 
+  /**
+   * Gives back every lease a running factory holds (disconnect()): the
+   * factory's result can no longer be stored, so other processes need not
+   * wait for the lease to expire. Queued now; settled by the next drain.
+   */
+  releaseLeases() {
+    for (const [key, token] of this.#leases) this.#run(raw, ['gos_release', key, token, '0']).catch(() => {});
+    this.#leases.clear();
+  }
+
   #serveStale(stale) {
     this.stats.staleServed++;
     return stale.value;
@@ -206,6 +218,7 @@ class GetOrSet {
     };
     let extender = null;
     if (token !== null) {
+      this.#leases.set(key, token);
       extender = setInterval(() => this.#run(raw, ['gos_extend', key, token, String(o.leaseMs)]).catch(() => {}), Math.max(1, Math.floor(o.leaseMs / 3)));
       extender.unref();
     }
@@ -216,9 +229,13 @@ class GetOrSet {
       produced = Promise.reject(err);
     }
     const release = (extendMs) => (token === null ? undefined : this.#run(raw, ['gos_release', key, token, String(extendMs)]).catch(() => false));
+    const settled = () => {
+      clearInterval(extender);
+      if (token !== null && this.#leases.get(key) === token) this.#leases.delete(key);
+    };
     const finished = produced.then(
       async (value) => {
-        clearInterval(extender);
+        settled();
         if (value === undefined || skipped || token === null) {
           await release(0);
           return value === undefined ? null : value;
@@ -235,7 +252,7 @@ class GetOrSet {
         return value;
       },
       async (err) => {
-        clearInterval(extender);
+        settled();
         // Fail-safe: the stale value looks fresh a little longer, so a failing source is not hit on every call.
         await release(stale !== undefined && o.ttlMs > 0 ? o.graceMs + Math.min(o.ttlMs, GRACE_BACKOFF_MS) : 0);
         throw err;
@@ -254,7 +271,8 @@ class GetOrSet {
       const fail = (err) => {
         if (done) return;
         end();
-        if (stale !== undefined && err.code !== 'ERR_INVALID_ARG') resolve(this.#serveStale(stale));
+        // A factory may reject with anything, undefined included.
+        if (stale !== undefined && err?.code !== 'ERR_INVALID_ARG') resolve(this.#serveStale(stale));
         else reject(err);
       };
       finished.then((value) => {

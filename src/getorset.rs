@@ -40,7 +40,7 @@ use crate::compress::maybe_compress;
 use crate::connection::Outcome;
 use crate::engine::Engine;
 use crate::error::{CacheError, Result};
-use crate::ops::{add_to_tags, parse_tags, tagged, Op, Reply, Stored, Wire, Writing};
+use crate::ops::{add_to_tags, int_of, parse_tags, stored_of, tagged, Op, Reply, Stored, Wire, Writing};
 use crate::stats::{add, Stats};
 
 /// Lua helpers of the lease scripts. A lease holds its token followed by the
@@ -99,32 +99,40 @@ return {'busy', v or false, ttl, redis.call('PTTL', KEYS[2])}
 
 /// Writes the value only while the lease is the holder's and nobody wrote
 /// the key since it was taken; either way the lease is given back and
-/// waiters are woken.
+/// waiters are woken. The PUBLISH is a pcall, last: a user without channel
+/// permissions (Redis 7's default for new ACL users) still stores, and its
+/// waiters poll.
 const STORE: &str = concat!(
   state_lua!(),
   r"
 local l = redis.call('GET', KEYS[2])
 if not held(l, ARGV[1]) then return 0 end
 redis.call('DEL', KEYS[2])
-redis.call('PUBLISH', ARGV[4], KEYS[1])
-if not unchanged(KEYS[1], string.sub(l, #ARGV[1] + 1)) then return 0 end
-if ARGV[3] == '0' then redis.call('SET', KEYS[1], ARGV[2]) else redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) end
-return 1
+local stored = 0
+if unchanged(KEYS[1], string.sub(l, #ARGV[1] + 1)) then
+  if ARGV[3] == '0' then redis.call('SET', KEYS[1], ARGV[2]) else redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) end
+  stored = 1
+end
+redis.pcall('PUBLISH', ARGV[4], KEYS[1])
+return stored
 "
 );
 
 /// Gives the lease back; ARGV[2] > 0 extends the stale value's life
-/// (fail-safe), unless someone wrote the key meanwhile.
+/// (fail-safe) to ARGV[2] ms, never shortening it (a failed refresh-ahead run
+/// leaves a fresh value), unless someone wrote the key meanwhile. PUBLISH as
+/// in STORE.
 const RELEASE: &str = concat!(
   state_lua!(),
   r"
 local l = redis.call('GET', KEYS[2])
 if not held(l, ARGV[1]) then return 0 end
 redis.call('DEL', KEYS[2])
-if ARGV[2] ~= '0' and redis.call('PTTL', KEYS[1]) >= 0 and unchanged(KEYS[1], string.sub(l, #ARGV[1] + 1)) then
+local pttl = redis.call('PTTL', KEYS[1])
+if pttl >= 0 and pttl < tonumber(ARGV[2]) and unchanged(KEYS[1], string.sub(l, #ARGV[1] + 1)) then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
 end
-redis.call('PUBLISH', ARGV[3], KEYS[1])
+redis.pcall('PUBLISH', ARGV[3], KEYS[1])
 return 1
 "
 );
@@ -247,9 +255,9 @@ impl Gos {
     Ok(match self {
       Gos::Read(_) => {
         let pttl = values.next().unwrap_or(Ok(Value::Nil))?;
-        let value = text(first);
+        let value = stored_of(first);
         add(if value.is_some() { &stats.hits } else { &stats.misses }, 1);
-        Reply::List(vec![value, Some(Stored::Text(int(&pttl).to_string()))])
+        Reply::List(vec![value, Some(Stored::Text(int_of(&pttl).to_string()))])
       }
       Gos::Lease { .. } => match first {
         Value::Array(items) => Reply::List(
@@ -257,20 +265,20 @@ impl Gos {
             .into_iter()
             .map(|v| match v {
               Value::Int(i) => Some(Stored::Text(i.to_string())),
-              v => text(v),
+              v => stored_of(v),
             })
             .collect(),
         ),
         other => return Err(CacheError::new(crate::error::Code::Redis, format!("unexpected lease reply {other:?}"))),
       },
       Gos::Store { .. } => {
-        let stored = int(&first) > 0;
+        let stored = int_of(&first) > 0;
         if stored {
           add(&stats.sets, 1);
         }
         Reply::Bool(stored)
       }
-      Gos::Release { .. } | Gos::Extend { .. } => Reply::Bool(int(&first) > 0),
+      Gos::Release { .. } | Gos::Extend { .. } => Reply::Bool(int_of(&first) > 0),
     })
   }
 }
@@ -357,22 +365,6 @@ fn eval(script: &str, keys: &[&[u8]]) -> Cmd {
     cmd.arg(*k);
   }
   cmd
-}
-
-/// A value or a state string as read (values decompressed; bytes as a Buffer).
-fn text(v: Value) -> Option<Stored> {
-  match v {
-    Value::BulkString(bytes) => Some(Stored::of(bytes)),
-    Value::SimpleString(s) => Some(Stored::Text(s)),
-    _ => None,
-  }
-}
-
-fn int(v: &Value) -> i64 {
-  match v {
-    Value::Int(i) => *i,
-    _ => 0,
-  }
 }
 
 #[cfg(test)]

@@ -554,7 +554,7 @@ fn json_array(values: &[Value]) -> Option<String> {
   String::from_utf8(out).ok()
 }
 
-fn stored_of(v: Value) -> Option<Stored> {
+pub(crate) fn stored_of(v: Value) -> Option<Stored> {
   match v {
     Value::BulkString(bytes) => Some(Stored::of(bytes)),
     Value::SimpleString(s) => Some(Stored::Text(s)),
@@ -562,7 +562,7 @@ fn stored_of(v: Value) -> Option<Stored> {
   }
 }
 
-fn int_of(v: &Value) -> i64 {
+pub(crate) fn int_of(v: &Value) -> i64 {
   match v {
     Value::Int(i) => *i,
     Value::Okay => 1,
