@@ -46,6 +46,17 @@ export declare class CacheEngine {
    */
   invalidate(id: number, kind: string, arg: string): void
   /**
+   * Call `id`: the nodes `cache.scan` walks ("" for the one server, else
+   * each master's host:port), or the Error, through `onReplies`.
+   */
+  scanNodes(id: number): void
+  /**
+   * Call `id`: one page of `cache.scan(glob)` on `node` from `cursor`, a
+   * JSON array text `[nextCursor, ...keys]` ("0": the node is done), or the
+   * Error, through `onReplies`.
+   */
+  scan(id: number, node: string, cursor: string, glob: string, count: number): void
+  /**
    * Call `id`: `getStats()` as JSON text, or the Error, through
    * `onReplies`; `reset` starts a new window.
    */

@@ -12,7 +12,15 @@
 // Loading: `const CacheModule = require('@fluxor/cache-module')`,
 // `import CacheModule = require('@fluxor/cache-module')`,
 // `import CacheModule from '@fluxor/cache-module'` and
-// `import { CacheModule } from '@fluxor/cache-module'` all give the class.
+// `import { CacheModule } from '@fluxor/cache-module'` all give the class
+// (ES modules get these typings through index.d.mts).
+//
+// Values: the `T` of `get<T>`/`mget<T>` is trusted, not checked. With the
+// default JSON serializer a value comes back as
+// `JSON.parse(JSON.stringify(value))`: a Date as a string, a Map or Set as
+// `{}`, NaN and Infinity as null, a Buffer as `{ type, data }`; ask for
+// `get<CacheModule.Jsonified<T>>` to have that typed. `serializer: 'v8'`
+// keeps them.
 
 declare namespace CacheModule {
   /** A key: a non-empty string of well-formed Unicode (no lone surrogates), or a finite number (turned into its decimal string). */
@@ -171,6 +179,19 @@ declare namespace CacheModule {
      */
     retryStrategy?: (times: number) => number | null | undefined | void;
     /**
+     * How values are stored. `'json'` (default): JSON text, as the original
+     * module wrote it. `'v8'`: node:v8's serialization (Date, Map, Set,
+     * BigInt, Buffer, typed arrays, NaN, undefined come back as they were;
+     * values written as JSON still read). Or your own `{ encode, decode }`.
+     */
+    serializer?: 'json' | 'v8' | Serializer;
+    /**
+     * LZ4 compression of stored values of at least `threshold` BYTES (default
+     * 1024 when `true` or `{}`). Default off. Compressed values are
+     * recognised on read by every instance, compressing or not.
+     */
+    compression?: boolean | { threshold?: number };
+    /**
      * A near cache in this thread's memory, kept coherent by the server
      * (README "Near cache"); off when absent. `true` takes the defaults.
      * With it on, `get`/`mget` values are deep-frozen.
@@ -205,6 +226,41 @@ declare namespace CacheModule {
     /** Times every local copy was dropped at once (a lost invalidation connection, a server flush, `invalidate()`). */
     flushes: number;
   }
+
+  /**
+   * A serializer of your own: `decode` gets a string when `encode` returned
+   * one, and a Buffer (a Uint8Array) when it returned bytes.
+   */
+  export interface Serializer {
+    encode(value: unknown): string | Uint8Array;
+    decode(stored: string | Uint8Array): unknown;
+  }
+
+  /** Options of `scan`. */
+  export interface ScanOptions {
+    /** SCAN's COUNT hint: keys each server looks at per page. Default `1000`. */
+    count?: number;
+  }
+
+  /**
+   * What a value of type `T` comes back as under the default JSON
+   * serializer: `get<Jsonified<T>>` types the round trip honestly.
+   */
+  export type Jsonified<T> = T extends { toJSON(): infer R }
+    ? Jsonified<R>
+    : T extends string | boolean | null
+      ? T
+      : T extends number
+        ? number | null
+        : T extends undefined | symbol | ((...args: never[]) => unknown) | bigint
+          ? never
+          : T extends ReadonlyMap<unknown, unknown> | ReadonlySet<unknown>
+            ? Record<string, never>
+            : T extends ReadonlyArray<infer E>
+              ? Array<Jsonified<E> | ([E] extends [undefined | symbol | ((...args: never[]) => unknown)] ? null : never)>
+              : T extends object
+                ? { [K in keyof T as T[K] extends undefined | symbol | ((...args: never[]) => unknown) ? never : K]: Jsonified<T[K]> }
+                : never;
 
   /** Options of `get(key, { fallback })`. */
   export interface GetOptions<F = unknown> {
@@ -522,7 +578,7 @@ declare class CacheModule {
   get<T = unknown, F = T>(key: CacheModule.Key, options: { fallback: F }): Promise<T | F>;
   /** The value; on a miss or a cache error the fallback when one is given, else null (a miss) or a rejection (an error). */
   get<T = unknown, F = T>(key: CacheModule.Key, options?: CacheModule.GetOptions<F>): Promise<T | F | null>;
-  /** Stores `JSON.stringify(value)`; `ttl` in SECONDS (default `defaultTTL`). */
+  /** Stores `JSON.stringify(value)` (or what the `serializer` makes of it); `ttl` in SECONDS (default `defaultTTL`). */
   set(key: CacheModule.Key, value: unknown, options?: CacheModule.SetOptions): Promise<true>;
   /** Whether a key was removed. */
   del(key: CacheModule.Key): Promise<boolean>;
@@ -554,6 +610,17 @@ declare class CacheModule {
     factory: (ctx: CacheModule.GetOrSetContext<T>) => T | PromiseLike<T>,
     options?: CacheModule.GetOrSetOptions,
   ): Promise<T>;
+
+  // ---- keys ----------------------------------------------------------------
+
+  /**
+   * The keys under keyPrefix whose unprefixed name matches the Redis glob
+   * `pattern` (default `'*'`), unprefixed, a SCAN page at a time (never
+   * KEYS); in a cluster every master is scanned, so each key comes once.
+   * Never the module's own keys (locks, tag indexes). A key written or
+   * removed during the scan may or may not be seen (SCAN's guarantee).
+   */
+  scan(pattern?: string, options?: CacheModule.ScanOptions): AsyncIterableIterator<string>;
 
   // ---- key patterns --------------------------------------------------------
 

@@ -7,7 +7,7 @@
 const { EventEmitter } = require('node:events');
 const { CacheEngine } = require('./binding.js');
 const { CacheError, isCacheError, cacheError, typeError, adopt, describe } = require('./lib/errors');
-const { toKey, encode, decode, ttlArg, tagsArg, optionsArg, entriesOf, mgetWire, msetWire, wellFormed } = require('./lib/args');
+const { toKey, ttlArg, tagsArg, optionsArg, entriesOf, wellFormed } = require('./lib/args');
 const { Batcher, AT_ONCE } = require('./lib/batch');
 const { KeyPatterns } = require('./lib/patterns');
 const { Lock, acquire, lockOptions } = require('./lib/lock');
@@ -15,12 +15,12 @@ const { warm, warmOptions } = require('./lib/warm');
 const { NearCache, localCacheOptions } = require('./lib/nearcache');
 const { GetOrSet } = require('./lib/getorset');
 const { trace } = require('./lib/trace');
+const { serializerOf } = require('./lib/serializer');
+const { scan } = require('./lib/scan');
 const { randomBytes } = require('node:crypto');
 
 const same = (reply) => reply;
 const BUILT_IN_STRATEGIES = new Set(['cascade', 'tag', 'pattern']);
-// mget: one JSON array text (or, when a stored value is not JSON, one string each).
-const decodeList = (replies) => (typeof replies === 'string' ? JSON.parse(replies) : replies.map(decode));
 const defaultRetryStrategy = (times) => Math.min(times * 50, 2000);
 
 class CacheModule extends EventEmitter {
@@ -41,6 +41,7 @@ class CacheModule extends EventEmitter {
   #getOrSet;
   #where; // { server, keyPrefix }, what a trace context names
   #cluster = false;
+  #ser; // the values' serializer (lib/serializer.js)
 
   constructor(options = {}) {
     super();
@@ -48,8 +49,12 @@ class CacheModule extends EventEmitter {
       throw typeError(`options must be an object, got ${describe(options)}`);
     }
     // Own properties only: one added to Object.prototype is never an option.
-    const { retryStrategy = defaultRetryStrategy, localCache, ...data } = { __proto__: null, ...options };
+    const { retryStrategy = defaultRetryStrategy, localCache, serializer, ...data } = { __proto__: null, ...options };
     const local = localCacheOptions(localCache);
+    this.#ser = serializerOf(serializer);
+    // Local copies, and the memory store's values, are JSON text as written.
+    const plainJson = this.#ser === serializerOf(undefined) && (data.compression === undefined || data.compression === false);
+    if (local !== null && !plainJson) throw typeError('options.localCache works with the default JSON serializer and without compression');
     if (Object.hasOwn(data, 'tls') && data.tls !== null && typeof data.tls === 'object') data.tls = pemText(data.tls);
     if (typeof retryStrategy !== 'function') {
       throw typeError(`options.retryStrategy must be a function, got ${describe(retryStrategy)}`);
@@ -72,13 +77,14 @@ class CacheModule extends EventEmitter {
     this.#cluster = data.enableCluster === true;
     this.#where = { server: this.#cluster ? 'cluster' : this.#engine.address, keyPrefix: this.#engine.keyPrefix };
     this.#batch.attach(this.#engine, this.#where);
-    if (local !== null && this.#engine.address.startsWith('memory:')) {
-      throw typeError('options.localCache needs a Redis server: the memory store is in process already');
+    if (this.#engine.address.startsWith('memory:')) {
+      if (local !== null) throw typeError('options.localCache needs a Redis server: the memory store is in process already');
+      if (!plainJson) throw typeError('options.serializer and options.compression need a Redis server: the memory store keeps JSON text');
     }
     if (local !== null) this.#near = new NearCache(local, () => this.#engine.clock());
     this.#retryStrategy = retryStrategy;
     const near = this.#near && { read: (k) => this.#near.read(k, this.#batch), evict: (k) => this.#near.evict(k) };
-    this.#getOrSet = new GetOrSet((decode, args) => this.#batch.run(decode, args), this.#engine, near);
+    this.#getOrSet = new GetOrSet((decode, args) => this.#batch.run(decode, args), this.#engine, this.#ser, near);
   }
 
   /** The prefix of every stored key. */
@@ -235,7 +241,7 @@ class CacheModule extends EventEmitter {
     try {
       fallback = options === undefined ? undefined : optionsArg(options).fallback;
       const k = toKey(key);
-      reply = this.#near === null ? this.#batch.run(decode, ['get', k]) : this.#near.read(k, this.#batch);
+      reply = this.#near === null ? this.#batch.run(this.#ser.decode, ['get', k]) : this.#near.read(k, this.#batch);
     } catch (err) {
       return Promise.reject(err);
     }
@@ -245,9 +251,9 @@ class CacheModule extends EventEmitter {
   set(key, value, options) {
     try {
       const k = toKey(key);
-      const json = encode(value);
+      const stored = this.#ser.encode(value);
       const o = optionsArg(options);
-      const args = ['set', k, json, ttlArg(o.ttl, 'options.ttl'), tagsArg(o.tags)];
+      const args = [this.#ser.setOp, k, stored, ttlArg(o.ttl, 'options.ttl'), tagsArg(o.tags)];
       if (this.#near !== null) return this.#near.writes([k], () => this.#batch.run(same, args));
       return this.#batch.run(same, args);
     } catch (err) {
@@ -291,7 +297,7 @@ class CacheModule extends EventEmitter {
       const checked = new Array(keys.length);
       for (let i = 0; i < keys.length; i++) checked[i] = toKey(keys[i], `keys[${i}]`);
       if (this.#near !== null) return this.#near.readMany(checked, this.#batch);
-      return this.#batch.run(decodeList, mgetWire(checked), keys.length);
+      return this.#batch.run(this.#ser.decodeList, this.#ser.mgetWire(checked), keys.length);
     } catch (err) {
       return Promise.reject(err);
     }
@@ -308,10 +314,10 @@ class CacheModule extends EventEmitter {
       for (const [key, value] of entriesOf(pairs, 'pairs')) {
         const k = toKey(key, 'a key of pairs');
         keys.push(k);
-        values.push(encode(value, `the value of ${JSON.stringify(k)}`));
+        values.push(this.#ser.encode(value, `the value of ${JSON.stringify(k)}`));
       }
       if (keys.length === 0) return Promise.resolve(true);
-      const wire = msetWire(ttl, tags, keys, values);
+      const wire = this.#ser.msetWire(ttl, tags, keys, values);
       if (this.#near !== null) return this.#near.writes(keys, () => this.#batch.run(same, wire, keys.length));
       return this.#batch.run(same, wire, keys.length);
     } catch (err) {
@@ -376,11 +382,20 @@ class CacheModule extends EventEmitter {
     const ttl = ttlArg(o.ttl, 'options.ttl');
     const tags = tagsArg(o.tags);
     const source = await warmer();
-    return warm(source, settings, (keys, values) => {
-      const wire = msetWire(ttl, tags, keys, values);
+    const ser = this.#ser;
+    const write = (keys, values) => {
+      const wire = ser.msetWire(ttl, tags, keys, values);
       if (this.#near !== null) return this.#near.writes(keys, () => this.#batch.run(same, wire, keys.length));
       return this.#batch.run(same, wire, keys.length);
-    });
+    };
+    return warm(source, settings, write, ser.encode);
+  }
+
+  // ---- keys -----------------------------------------------------------------
+
+  /** The keys under keyPrefix matching `pattern` (unprefixed), as an async iterator. */
+  scan(pattern, options) {
+    return scan((start) => this.#batch.call((id) => start(id, this.#engine), same), pattern, options);
   }
 
   // ---- locks ----------------------------------------------------------------

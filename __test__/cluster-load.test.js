@@ -187,8 +187,10 @@ test('resharding under gets, sets, mgets, msets, invalidations and locks: no err
   await sleep(300);
   const before = { ...ops };
   let during;
+  let resharded;
   try {
     await redisCli(['--cluster', 'reshard', seed, '--cluster-from', from.id, '--cluster-to', to.id, '--cluster-slots', '1500', '--cluster-yes', '--cluster-pipeline', '20']);
+    resharded = await cluster.topology();
     // redis-cli's own checks may refuse a rebalance right after a reshard
     // (seen once under load); the reshard has moved slots under traffic already.
     await redisCli(['--cluster', 'rebalance', seed, '--cluster-pipeline', '20']).catch((err) => t.diagnostic(`rebalance refused: ${err.message.split('\n')[0]}`));
@@ -207,7 +209,8 @@ test('resharding under gets, sets, mgets, msets, invalidations and locks: no err
   // Slots did move, and no acknowledged write was lost.
   const after = await cluster.topology();
   const size = (n) => n.ranges.reduce((s, [a, b]) => s + b - a + 1, 0);
-  assert.notDeepEqual(after.find((n) => n.id === from.id).ranges, from.ranges, 'slots moved');
+  // Checked after the reshard: a rebalance may move the same slots back.
+  assert.notDeepEqual(resharded.find((n) => n.id === from.id).ranges, from.ranges, 'slots moved');
   assert.ok(after.filter((n) => n.flags.includes('master')).every((n) => size(n) > 0));
   for (const [k, round] of last) {
     assert.equal(JSON.parse(await router.cmd('GET', `ld:${k}`)).round, round, k);

@@ -435,6 +435,22 @@ test('initialize() rejects with ERR_CONNECTION naming the seeds when none answer
   await dead.disconnect();
 });
 
+test('scan() walks every master: each key under the prefix once, never a lock or tag index', async () => {
+  const keys = range(600, (i) => `sc:${i}`);
+  assert.equal((await ownersOf(keys.map((k) => `cl:${k}`))).size, 3);
+  await cache.mset(Object.fromEntries(keys.map((k) => [k, 1])), { tags: ['scan'] });
+  await cache.set('other', 1);
+  const lock = await cache.lock('scan-lock', { ttl: 30 });
+  const found = [];
+  for await (const k of cache.scan('sc:*', { count: 50 })) found.push(k);
+  assert.equal(found.length, 600, 'no key twice (replicas are not scanned)');
+  assert.deepEqual(found.sort(), keys.sort());
+  const all = [];
+  for await (const k of cache.scan()) all.push(k);
+  assert.deepEqual(all.sort(), [...keys, 'other'].sort(), 'nothing reserved');
+  await lock.release();
+});
+
 test('failover: a master is SIGKILLed under traffic; within 10 s every slot works again', async (t) => {
   // 90 keys over every master; a loop writes and reads them all.
   const keys = range(90, (i) => `fo:${i}`);
@@ -542,6 +558,14 @@ test('failover: a master is SIGKILLed under traffic; within 10 s every slot work
   assert.deepEqual(await fresh.mget(keys), keys.map(() => null));
   await fresh.disconnect();
   assert.deepEqual(unhandled, []);
+});
+
+test('scan() after a failover walks the promoted master: each key once', async () => {
+  const keys = range(300, (i) => `after-fo:${i}`);
+  await cache.mset(Object.fromEntries(keys.map((k) => [k, 1])));
+  const found = [];
+  for await (const k of cache.scan('after-fo:*', { count: 40 })) found.push(k);
+  assert.deepEqual(found.sort(), keys.sort());
 });
 
 test(

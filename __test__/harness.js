@@ -42,6 +42,9 @@ async function startRedis({ port, args = [] } = {}) {
     { stdio: 'ignore' },
   );
   running.add(child);
+  // No redis-server on the PATH: a rejection below, not an unhandled 'error' event.
+  let spawnError = null;
+  child.once('error', (err) => (spawnError = err));
   const exited = new Promise((r) => child.once('exit', r));
   const server = {
     port,
@@ -60,6 +63,10 @@ async function startRedis({ port, args = [] } = {}) {
     raw: () => rawClient(port),
   };
   for (let i = 0; i < 100; i++) {
+    if (spawnError) {
+      running.delete(child);
+      throw new Error(`cannot start redis-server: ${spawnError.message}`);
+    }
     if (child.exitCode !== null) throw new Error(`redis-server on port ${port} exited with ${child.exitCode}`);
     try {
       const c = await rawClient(port);

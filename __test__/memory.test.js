@@ -102,6 +102,8 @@ test('options: strict, and named in errors', async () => {
     [{ store: 'memory', memory: { name: '' } }, TypeError, /non-empty string/],
     [{ url: 'memory://a', memory: { name: 'b' } }, TypeError, /differ/],
     [{ store: 'memory', localCache: {} }, TypeError, /localCache needs a Redis server/],
+    [{ store: 'memory', serializer: 'v8' }, TypeError, /memory store keeps JSON text/],
+    [{ store: 'memory', compression: { threshold: 10 } }, TypeError, /memory store keeps JSON text/],
   ];
   for (const [options, Class, message] of bad) {
     assert.throws(() => new CacheModule(options), (e) => e instanceof Class && e.code === 'ERR_INVALID_ARG' && message.test(e.message), JSON.stringify(options));

@@ -7,9 +7,9 @@
 const TTL = 3600;
 
 /** This package, as built in `dir`. */
-const fluxorAt = (dir) => async (port, tls) => {
+const fluxorAt = (dir, options = {}) => async (port, tls) => {
   const CacheModule = require(dir);
-  const cache = new CacheModule({ host: '127.0.0.1', port, tls, keyPrefix: '', defaultTTL: TTL });
+  const cache = new CacheModule({ host: '127.0.0.1', port, tls, keyPrefix: '', defaultTTL: TTL, ...options });
   await cache.initialize();
   return {
     get: (k) => cache.get(k),
@@ -227,5 +227,14 @@ Object.assign(adapters, near);
 // FLUXOR_BASE=<another checkout, built> adds it as `fluxor-base`, to weigh a
 // change against the build it started from in the same run.
 if (process.env.FLUXOR_BASE) adapters['fluxor-base'] = fluxorAt(require('node:path').resolve(process.env.FLUXOR_BASE));
+
+// This package with its opt-in value options, to weigh what they cost:
+// `node bench/run.js --clients fluxor,fluxor-v8,fluxor-lz4 --only 1KB`
+// (not among the clients run by default, bench/run.js).
+const variants = {
+  'fluxor-v8': fluxorAt('..', { serializer: 'v8' }),
+  'fluxor-lz4': fluxorAt('..', { compression: { threshold: 512 } }),
+};
+Object.assign(adapters, variants);
 
 module.exports = { adapters };

@@ -160,6 +160,7 @@ async function rounds(server, names, clientsFor, results) {
 }
 
 async function main() {
+  process.stderr.write(`Node ${process.version} (${process.execPath}), ${os.cpus().length} CPUs\n`);
   const names = Object.keys(workloads).filter((n) => n.includes(ONLY));
   // A TLS port beside the plain one when a TLS workload runs.
   const start = names.some((n) => workloads[n].tls) ? startTlsRedis : startRedis;

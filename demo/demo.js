@@ -1,10 +1,11 @@
 'use strict';
 
 // `npm run demo`: the seed README's Usage block, step by step, printing what
-// each step returns. Server: REDIS_URL, else localhost:6379 when something
-// answers there, else a throwaway redis-server started (and stopped) here,
-// else (no redis-server binary either) the in-process memory store, as
-// `npm run demo -- --memory` forces. The demo writes only under its own
+// each step returns. Server: REDIS_URL, else REDIS_HOST:REDIS_PORT
+// (localhost:6379) when something answers there, else a throwaway
+// redis-server started (and stopped) here, else (no redis-server binary
+// either) the in-process memory store, as `npm run demo -- --memory` forces,
+// saying how to point it at a server. The demo writes only under its own
 // keyPrefix, 'fluxor-demo:'.
 
 const net = require('node:net');
@@ -28,13 +29,25 @@ function answers(port, host) {
 
 const MEMORY = { store: 'memory', memory: { name: 'demo' } };
 
+/** Whether a `redis-server` binary is on the PATH. */
+function hasRedisServer() {
+  return spawnSync('redis-server', ['--version'], { stdio: 'ignore' }).error === undefined;
+}
+
 async function target() {
   if (process.argv.includes('--memory')) return { options: MEMORY, where: 'the in-process memory store (--memory)' };
   // The password, if the URL has one, is not printed.
   if (process.env.REDIS_URL) return { options: { url: process.env.REDIS_URL }, where: process.env.REDIS_URL.replace(/(:\/\/)[^/?#]*@/, '$1***@') };
-  if (await answers(6379, '127.0.0.1')) return { options: { host: 'localhost', port: 6379 }, where: 'localhost:6379' };
-  if (spawnSync('redis-server', ['--version']).error) {
-    return { options: MEMORY, where: 'the in-process memory store: no Redis answers on localhost:6379 and there is no redis-server binary' };
+  const host = process.env.REDIS_HOST || 'localhost';
+  const port = Number(process.env.REDIS_PORT) || 6379;
+  if (await answers(port, host === 'localhost' ? '127.0.0.1' : host)) return { options: { host, port }, where: `${host}:${port}` };
+  if (!hasRedisServer()) {
+    return {
+      options: MEMORY,
+      where:
+        `the in-process memory store: nothing answers on ${host}:${port} and no redis-server is installed ` +
+        '(to use Redis: REDIS_URL=redis://host:6379 npm run demo, or REDIS_HOST / REDIS_PORT)',
+    };
   }
   const server = await startRedis();
   return { options: { host: '127.0.0.1', port: server.port }, where: `a throwaway redis-server on 127.0.0.1:${server.port}`, server };
@@ -136,6 +149,6 @@ async function main() {
 }
 
 main().catch((err) => {
-  console.error(`demo failed: ${err.code ?? ''} ${err.message}`);
+  console.error(err.code === 'NO_SERVER' ? `demo: ${err.message}` : `demo failed: ${err.code ?? ''} ${err.message}`);
   process.exitCode = 1;
 });

@@ -136,6 +136,28 @@ function msetWire(ttl, tags, keys, values) {
   return ['mset', ttl, tags, ...inParts(keys, jsonArray), ...inParts(values, nulJoined)];
 }
 
+// ---- values of a serializer other than JSON (lib/serializer.js) ----------
+
+/**
+ * What a serializer's encode() gave as a tagged wire string: `t` + text, or
+ * `b` + the base64 of bytes (stored as bytes, read back as a Buffer).
+ */
+function tagged(encoded, name = 'value') {
+  if (typeof encoded === 'string') return 't' + encoded;
+  if (encoded instanceof Uint8Array) return 'b' + Buffer.from(encoded.buffer, encoded.byteOffset, encoded.byteLength).toString('base64');
+  throw typeError(`${name}: the serializer's encode() must return a string or a Buffer, got ${describe(encoded)}`);
+}
+
+/** mgetWire, for values answered one by one (never as one JSON array). */
+function mgetvWire(keys) {
+  return ['mgetv', ...inParts(keys, jsonArray)];
+}
+
+/** msetWire for tagged values: they go as JSON array texts (text may hold a NUL). */
+function msetvWire(ttl, tags, keys, values) {
+  return ['msetv', ttl, tags, ...inParts(keys, jsonArray), ...inParts(values, jsonArray)];
+}
+
 /** The entries of a plain object or a Map. */
 function entriesOf(pairs, name) {
   if (pairs instanceof Map) return pairs.entries();
@@ -143,4 +165,4 @@ function entriesOf(pairs, name) {
   throw typeError(`${name} must be a plain object or a Map, got ${describe(pairs)}`);
 }
 
-module.exports = { wellFormed, toKey, encode, decode, ttlArg, ttlMs, tagsArg, optionsArg, entriesOf, mgetWire, msetWire, inParts };
+module.exports = { wellFormed, toKey, encode, decode, ttlArg, ttlMs, tagsArg, optionsArg, entriesOf, mgetWire, msetWire, inParts, tagged, mgetvWire, msetvWire };

@@ -9,7 +9,7 @@
 
 const { randomBytes } = require('node:crypto');
 const { cacheError, typeError, rangeError, describe } = require('./errors');
-const { toKey, encode, decode, ttlMs, tagsArg } = require('./args');
+const { toKey, ttlMs, tagsArg } = require('./args');
 
 /** After a failed factory, a stale value counts as fresh this long (at most its ttl). */
 const GRACE_BACKOFF_MS = 10_000;
@@ -20,14 +20,13 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
 
 const raw = (reply) => reply;
 const MISS = Symbol('miss');
-/** A get's reply: the value, or MISS (a stored null reads as a miss, as for get). */
-const valueOrMiss = (text) => {
-  const value = decode(text);
-  return value === null ? MISS : value;
-};
 
 class GetOrSet {
   #run;
+  #decode;
+  #encode;
+  #storeOp;
+  #valueOrMiss;
   #awaitFill;
   #engine;
   #subscribed = false;
@@ -43,11 +42,20 @@ class GetOrSet {
 
   /**
    * `run(args)` sends one operation on the batch path; `engine` has
-   * awaitFill and the settings; `near`: reads go through the near cache,
-   * and a store evicts its copy first.
+   * awaitFill and the settings; `ser` is the instance's serializer
+   * (lib/serializer.js); `near`: reads go through the near cache, and a
+   * store evicts its copy first.
    */
-  constructor(run, engine, near = null) {
+  constructor(run, engine, ser, near = null) {
     this.#run = run;
+    this.#decode = ser.decode;
+    this.#encode = ser.encode;
+    this.#storeOp = ser.setOp === 'set' ? 'gos_store' : 'gos_storev';
+    /** A get's reply: the value, or MISS (a stored null reads as a miss, as for get). */
+    this.#valueOrMiss = (text) => {
+      const value = ser.decode(text);
+      return value === null ? MISS : value;
+    };
     this.#engine = engine;
     this.#near = near;
     this.#awaitFill = (key, ms) => engine.awaitFill(key, Math.max(1, Math.ceil(ms))).catch(() => false);
@@ -75,11 +83,11 @@ class GetOrSet {
       return this.#uncached(key, factory, o, undefined); // Redis unreachable
     };
     if (o.graceMs === 0 && o.refreshAt === undefined) {
-      const read = this.#near === null ? this.#run(valueOrMiss, ['get', key]) : this.#near.read(key);
+      const read = this.#near === null ? this.#run(this.#valueOrMiss, ['get', key]) : this.#near.read(key);
       return read.then((value) => (value === MISS || value === null ? this.#miss(key, factory, o, undefined) : value), onError);
     }
     return this.#run(raw, ['gos_read', key]).then(([text, pttlText]) => {
-      const value = decode(text);
+      const value = this.#decode(text);
       if (value === null) return this.#miss(key, factory, o, undefined);
       const pttl = Number(pttlText);
       if (pttl !== -1 && pttl < o.graceMs) return this.#miss(key, factory, o, { value });
@@ -143,7 +151,7 @@ class GetOrSet {
       }
       const [state, text, , leasePttl] = reply;
       if (text !== null) {
-        const value = decode(text);
+        const value = this.#decode(text);
         if (state === 'hit') {
           if (waited) this.stats.coalesced++;
           return value;
@@ -241,14 +249,14 @@ class GetOrSet {
         }
         let json;
         try {
-          json = encode(value, 'the factory result');
+          json = this.#encode(value, 'the factory result');
         } catch (err) {
           await release(0);
           throw err;
         }
         const px = ttl === 0 ? 0 : ttl + o.graceMs;
         this.#near?.evict(key);
-        await this.#run(raw, ['gos_store', key, token, json, String(px), tags]).catch(() => false);
+        await this.#run(raw, [this.#storeOp, key, token, json, String(px), tags]).catch(() => false);
         return value;
       },
       async (err) => {

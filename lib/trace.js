@@ -15,12 +15,15 @@ function trace(fn, context) {
   return commands.hasSubscribers ? commands.tracePromise(fn, context()) : fn();
 }
 
+/** The opcodes of a serializer other than JSON (src/ops.rs), named as the operations they are. */
+const SERIALIZED = { setv: 'set', msetv: 'mset', mgetv: 'mget', gos_storev: 'gos_store' };
+
 /**
  * The context of a batch-path operation from its wire strings (src/ops.rs);
  * `cost` is an mget's or mset's key count. `where`: { server, keyPrefix }.
  */
 function wireContext(args, cost, where) {
-  const operation = args[0];
+  const operation = SERIALIZED[args[0]] ?? args[0];
   const many = operation === 'mget' || operation === 'mset';
   const keyless = many || operation === 'ping';
   return {

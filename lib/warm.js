@@ -5,7 +5,7 @@
 // source is never held twice in memory.
 
 const { typeError, rangeError, describe } = require('./errors');
-const { toKey, encode } = require('./args');
+const { toKey, encode: encodeJson } = require('./args');
 
 const defaultKey = (item) => item?.id;
 
@@ -37,9 +37,10 @@ async function* pairsOf(source, keyExtractor) {
 
 /**
  * Writes the warmer's items; `write(keys, values)` sends one mset of checked
- * keys and their JSON texts. Resolves { loaded }.
+ * keys and their values as `encode` (the serializer's) gives them. Resolves
+ * { loaded }.
  */
-async function warm(source, { keyExtractor, batchSize }, write) {
+async function warm(source, { keyExtractor, batchSize }, write, encode = encodeJson) {
   let loaded = 0;
   let inFlight = null;
   let keys = [];

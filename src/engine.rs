@@ -289,7 +289,7 @@ impl Engine {
     let mut ops: Vec<Result<Op>> = Vec::new();
     let mut kinds: Vec<Kind> = Vec::new();
     while !reader.is_done() {
-      match reader.next_op(&self.codec, self.opts.default_ttl_ms) {
+      match reader.next_op(&self.codec, self.opts.writing()) {
         Ok((kind, op)) => {
           kinds.push(kind);
           ops.push(op);

@@ -26,6 +26,7 @@
 //!   gos_read key                            -> [json|null, pttl]
 //!   gos_lease key token leaseMs minPttl force -> [state, json|null, pttl, leasePttl]
 //!   gos_store key token json pxMs tags      -> stored?
+//!   gos_storev key token tagged pxMs tags   -> stored? (a serializer's value, ops.rs)
 //!   gos_release key token extendMs          -> released?
 //!   gos_extend key token leaseMs            -> still held?
 
@@ -35,10 +36,11 @@ use redis::{Cmd, Value};
 
 use crate::cluster::SLOTS;
 use crate::codec::{parse_ms, Codec};
+use crate::compress::maybe_compress;
 use crate::connection::Outcome;
 use crate::engine::Engine;
 use crate::error::{CacheError, Result};
-use crate::ops::{add_to_tags, int_of, parse_tags, string_of, Op, Reply, Wire};
+use crate::ops::{add_to_tags, int_of, parse_tags, stored_of, tagged, Op, Reply, Stored, Wire, Writing};
 use crate::stats::{add, Stats};
 
 /// Lua helpers of the lease scripts. A lease holds its token followed by the
@@ -157,18 +159,39 @@ return 1
 
 pub enum Gos {
   Read(Vec<u8>),
-  Lease { key: Vec<u8>, token: String, lease_ms: u64, min_pttl: u64, force: bool },
-  Store { key: Vec<u8>, token: String, json: String, px_ms: u64, tags: Vec<String> },
-  Release { key: Vec<u8>, token: String, extend_ms: u64 },
-  Extend { key: Vec<u8>, token: String, lease_ms: u64 },
+  Lease {
+    key: Vec<u8>,
+    token: String,
+    lease_ms: u64,
+    min_pttl: u64,
+    force: bool,
+  },
+  /// `value`: the stored bytes (compressed when the options say so).
+  Store {
+    key: Vec<u8>,
+    token: String,
+    value: Vec<u8>,
+    px_ms: u64,
+    tags: Vec<String>,
+  },
+  Release {
+    key: Vec<u8>,
+    token: String,
+    extend_ms: u64,
+  },
+  Extend {
+    key: Vec<u8>,
+    token: String,
+    lease_ms: u64,
+  },
 }
 
 /// Reads one getOrSet operation off the wire (see the module docs).
-pub fn parse(opcode: &str, wire: &mut Wire, codec: &Codec) -> Result<Result<Op>> {
+pub fn parse(opcode: &str, wire: &mut Wire, codec: &Codec, writing: Writing) -> Result<Result<Op>> {
   let n = match opcode {
     "gos_read" => 1,
     "gos_lease" => 5,
-    "gos_store" => 5,
+    "gos_store" | "gos_storev" => 5,
     "gos_release" | "gos_extend" => 3,
     _ => return Err(crate::ops::malformed()),
   };
@@ -178,7 +201,10 @@ pub fn parse(opcode: &str, wire: &mut Wire, codec: &Codec) -> Result<Result<Op>>
     Ok(Op::Gos(match opcode {
       "gos_read" => Gos::Read(key),
       "gos_lease" => Gos::Lease { key, token: a[1].clone(), lease_ms: parse_ms(&a[2])?, min_pttl: parse_ms(&a[3])?, force: a[4] == "1" },
-      "gos_store" => Gos::Store { key, token: a[1].clone(), json: a[2].clone(), px_ms: parse_ms(&a[3])?, tags: parse_tags(&a[4])? },
+      "gos_store" | "gos_storev" => {
+        let value = if opcode == "gos_storev" { tagged(&a[2])? } else { a[2].clone().into_bytes() };
+        Gos::Store { key, token: a[1].clone(), value: maybe_compress(value, writing.compress_at), px_ms: parse_ms(&a[3])?, tags: parse_tags(&a[4])? }
+      }
       "gos_release" => Gos::Release { key, token: a[1].clone(), extend_ms: parse_ms(&a[2])? },
       _ => Gos::Extend { key, token: a[1].clone(), lease_ms: parse_ms(&a[2])? },
     }))
@@ -200,9 +226,9 @@ impl Gos {
         // moment it exists.
         out.push(eval(INDEX_ADD, &[&codec.lease_index()]).arg(lease_ms).arg(&lease).clone());
       }
-      Gos::Store { key, token, json, px_ms, tags } => {
+      Gos::Store { key, token, value, px_ms, tags } => {
         let lease = codec.lease_key(key);
-        out.push(eval(STORE, &[key, &lease]).arg(token).arg(json).arg(px_ms).arg(codec.fill_channel()).clone());
+        out.push(eval(STORE, &[key, &lease]).arg(token).arg(value).arg(px_ms).arg(codec.fill_channel()).clone());
         out.push(redis::cmd("ZREM").arg(codec.lease_index()).arg(&lease).clone());
         // Conservative: the key joins its tags' indexes even when the store
         // was refused (an index may name a key it no longer needs to).
@@ -229,17 +255,17 @@ impl Gos {
     Ok(match self {
       Gos::Read(_) => {
         let pttl = values.next().unwrap_or(Ok(Value::Nil))?;
-        let value = string_of(first);
+        let value = stored_of(first);
         add(if value.is_some() { &stats.hits } else { &stats.misses }, 1);
-        Reply::List(vec![value, Some(int_of(&pttl).to_string())])
+        Reply::List(vec![value, Some(Stored::Text(int_of(&pttl).to_string()))])
       }
       Gos::Lease { .. } => match first {
         Value::Array(items) => Reply::List(
           items
             .into_iter()
             .map(|v| match v {
-              Value::Int(i) => Some(i.to_string()),
-              v => string_of(v),
+              Value::Int(i) => Some(Stored::Text(i.to_string())),
+              v => stored_of(v),
             })
             .collect(),
         ),

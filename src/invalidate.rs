@@ -15,9 +15,7 @@ use crate::connection::Node;
 use crate::engine::Engine;
 use crate::error::{CacheError, Code, Result};
 use crate::memory;
-
-/// Keys a SCAN or ZSCAN page asks for.
-const PAGE: usize = 1000;
+use crate::scan::{scan_cmd, scan_page, unexpected, PAGE};
 
 /// Runs the built-in strategy `kind` (cascade, tag or pattern) and counts
 /// what it removed.
@@ -123,8 +121,7 @@ async fn scan_unlink_on(engine: &Arc<Engine>, node: &Node, pattern: &[u8]) -> Re
   let mut found: Vec<Vec<u8>> = Vec::new();
   loop {
     let unlinks = unlink(std::mem::take(&mut found), cluster);
-    let mut scan = redis::cmd("SCAN");
-    scan.arg(cursor).arg("MATCH").arg(pattern).arg("COUNT").arg(PAGE);
+    let scan = scan_cmd(cursor, pattern, PAGE);
     let page = if cluster {
       let (page, unlinked) = tokio::join!(engine.run_on(node, vec![scan]), run_unless_empty(engine, unlinks));
       removed += sum(&unlinked?)?;
@@ -181,34 +178,4 @@ fn sum(values: &[Value]) -> Result<u64> {
     Value::Int(n) => Ok(acc + *n as u64),
     other => Err(unexpected(other)),
   })
-}
-
-/// A SCAN-family reply: the next cursor and the page's items.
-fn scan_page(v: Option<Value>) -> Result<(u64, Vec<Vec<u8>>)> {
-  match v {
-    Some(Value::Array(mut parts)) if parts.len() == 2 => {
-      let items = parts.pop().expect("two parts");
-      let cursor = match parts.pop().expect("two parts") {
-        Value::BulkString(b) => std::str::from_utf8(&b).ok().and_then(|s| s.parse().ok()),
-        _ => None,
-      }
-      .ok_or_else(|| unexpected(&Value::Nil))?;
-      let items = match items {
-        Value::Array(items) => items
-          .into_iter()
-          .map(|item| match item {
-            Value::BulkString(b) => Ok(b),
-            other => Err(unexpected(&other)),
-          })
-          .collect::<Result<_>>()?,
-        other => return Err(unexpected(&other)),
-      };
-      Ok((cursor, items))
-    }
-    other => Err(unexpected(&other.unwrap_or(Value::Nil))),
-  }
-}
-
-fn unexpected(v: &Value) -> CacheError {
-  CacheError::new(Code::Redis, format!("unexpected reply {v:?}"))
 }

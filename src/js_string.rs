@@ -6,10 +6,11 @@
 
 use std::ptr;
 
-use napi::bindgen_prelude::{Null, ToNapiValue};
+use napi::bindgen_prelude::{Buffer, Null, ToNapiValue};
 use napi::sys;
 
 use crate::error::{CacheError, Code};
+use crate::ops::Stored;
 
 /// `s` as a JS string, or the Error that says it is too large for one.
 ///
@@ -20,20 +21,22 @@ pub unsafe fn string(env: sys::napi_env, s: String) -> napi::Result<sys::napi_va
   String::to_napi_value(env, s).or_else(|_| too_large(env, len))
 }
 
-/// An array of strings and nulls (mget values that are not all JSON).
+/// An array of strings, Buffers (stored bytes) and nulls (mget values that
+/// are not all JSON).
 ///
 /// # Safety
 /// On the JS thread of `env`.
-pub unsafe fn list(env: sys::napi_env, items: Vec<Option<String>>) -> napi::Result<sys::napi_value> {
-  let total = items.iter().map(|s| s.as_ref().map_or(0, String::len)).sum();
+pub unsafe fn list(env: sys::napi_env, items: Vec<Option<Stored>>) -> napi::Result<sys::napi_value> {
+  let total = items.iter().map(|s| if let Some(Stored::Text(t)) = s { t.len() } else { 0 }).sum();
   let mut array = ptr::null_mut();
   napi::check_status!(sys::napi_create_array_with_length(env, items.len(), &mut array))?;
   for (i, item) in items.into_iter().enumerate() {
     let value = match item {
-      Some(s) => match String::to_napi_value(env, s) {
+      Some(Stored::Text(s)) => match String::to_napi_value(env, s) {
         Ok(v) => v,
         Err(_) => return too_large(env, total),
       },
+      Some(Stored::Bytes(b)) => Buffer::to_napi_value(env, b.into())?,
       None => Null::to_napi_value(env, Null)?,
     };
     napi::check_status!(sys::napi_set_element(env, array, i as u32, value))?;

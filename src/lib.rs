@@ -10,6 +10,7 @@
 
 mod cluster;
 mod codec;
+mod compress;
 mod connection;
 mod deliver;
 mod engine;
@@ -26,6 +27,7 @@ mod metrics;
 mod multiplex;
 mod ops;
 mod options;
+mod scan;
 mod sentinel;
 mod stats;
 mod tracking;
@@ -38,14 +40,14 @@ static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::ptr;
 use std::sync::{Arc, Mutex};
 
-use napi::bindgen_prelude::{Function, Null, PromiseRaw, ToNapiValue, TypeName};
+use napi::bindgen_prelude::{Buffer, Function, Null, PromiseRaw, ToNapiValue, TypeName};
 use napi::{sys, Env, Status, ValueType};
 use napi_derive::napi;
 
 use crate::deliver::Deliver;
 use crate::engine::Engine;
 use crate::error::{ArgKind, CacheError};
-use crate::ops::Reply;
+use crate::ops::{Reply, Stored};
 use crate::options::Options;
 use crate::wake::Wakes;
 
@@ -179,6 +181,23 @@ impl CacheEngine {
     self.answer(id, async move { invalidate::run(&engine, &kind, &arg).await.map(|n| Reply::Int(n as i64)) });
   }
 
+  /// Call `id`: the nodes `cache.scan` walks ("" for the one server, else
+  /// each master's host:port), or the Error, through `onReplies`.
+  #[napi]
+  pub fn scan_nodes(&self, id: u32) {
+    let engine = self.engine.clone();
+    self.answer(id, async move { scan::nodes(&engine).await.map(|nodes| Reply::List(nodes.into_iter().map(|n| Some(Stored::Text(n))).collect())) });
+  }
+
+  /// Call `id`: one page of `cache.scan(glob)` on `node` from `cursor`, a
+  /// JSON array text `[nextCursor, ...keys]` ("0": the node is done), or the
+  /// Error, through `onReplies`.
+  #[napi]
+  pub fn scan(&self, id: u32, node: String, cursor: String, glob: String, count: u32) {
+    let engine = self.engine.clone();
+    self.answer(id, async move { scan::page(&engine, &node, &cursor, &glob, count).await.map(Reply::Json) });
+  }
+
   /// Call `id`: `getStats()` as JSON text, or the Error, through
   /// `onReplies`; `reset` starts a new window.
   #[napi]
@@ -286,8 +305,28 @@ impl ToNapiValue for Reply {
       Reply::Bool(b) => bool::to_napi_value(env, b),
       Reply::Int(i) => i64::to_napi_value(env, i),
       Reply::Str(s) | Reply::Json(s) => js_string::string(env, s),
+      Reply::Bytes(b) => Buffer::to_napi_value(env, b.into()),
       Reply::List(items) => js_string::list(env, items),
       Reply::Err(e) => create_error(env, e),
+    }
+  }
+}
+
+impl TypeName for Stored {
+  fn type_name() -> &'static str {
+    "Stored"
+  }
+
+  fn value_type() -> ValueType {
+    ValueType::Unknown
+  }
+}
+
+impl ToNapiValue for Stored {
+  unsafe fn to_napi_value(env: sys::napi_env, val: Self) -> napi::Result<sys::napi_value> {
+    match val {
+      Stored::Text(s) => String::to_napi_value(env, s),
+      Stored::Bytes(b) => Buffer::to_napi_value(env, b.into()),
     }
   }
 }

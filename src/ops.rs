@@ -21,10 +21,26 @@
 //!
 //! `ttl` is whole milliseconds ("" = defaultTTL, "0" = no expiry); `tags` is a
 //! JSON array of strings or "".
+//!
+//! With a serializer other than JSON (lib/serializer.js) values are tagged
+//! strings, `t` + text or `b` + the base64 of bytes, and travel as:
+//!
+//!   setv key tagged ttl tags | msetv ttl tags n keys.. n values..
+//!   mgetv n keys..
+//!
+//! where msetv's values are JSON array texts of tagged strings (text may hold
+//! a NUL), and mgetv always answers one reply per value (no JSON array).
+//!
+//! Stored values: text as its UTF-8 bytes (JSON text by default, exactly as
+//! the original module wrote it); bytes after the marker `BINARY`, which no
+//! UTF-8 text starts with; either may be compressed (src/compress.rs). A read
+//! answers text as a string and bytes as a Buffer.
 
+use base64::Engine as _;
 use redis::{Cmd, Value};
 
 use crate::codec::{parse_ms, Codec};
+use crate::compress::{maybe_compress, unpack};
 use crate::connection::Outcome;
 use crate::error::{CacheError, Code, Result};
 use crate::getorset::{self, Gos};
@@ -37,11 +53,43 @@ pub enum Reply {
   Bool(bool),
   Int(i64),
   Str(String),
-  List(Vec<Option<String>>),
+  /// A stored binary value (a Buffer in JS).
+  Bytes(Vec<u8>),
+  List(Vec<Option<Stored>>),
   /// A JSON array text of values (mget): one string and one JSON.parse in JS
   /// instead of one of each per value.
   Json(String),
   Err(CacheError),
+}
+
+/// The first byte of a stored binary value.
+pub const BINARY: u8 = 0xC0;
+
+/// A stored value as read.
+#[derive(Debug, PartialEq)]
+pub enum Stored {
+  Text(String),
+  Bytes(Vec<u8>),
+}
+
+impl Stored {
+  /// A value's bytes as Redis answered them, decompressed.
+  pub(crate) fn of(raw: Vec<u8>) -> Stored {
+    let mut bytes = unpack(raw);
+    if bytes.first() == Some(&BINARY) {
+      bytes.remove(0);
+      return Stored::Bytes(bytes);
+    }
+    Stored::Text(String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()))
+  }
+}
+
+/// How values are written.
+#[derive(Clone, Copy, Default)]
+pub struct Writing {
+  pub default_ttl_ms: u64,
+  /// Values of at least this many bytes are compressed; None: never.
+  pub compress_at: Option<usize>,
 }
 
 /// What kind of operation an `Op` came as: the names of
@@ -120,7 +168,8 @@ pub enum Op {
   /// Every value, then every PTTL.
   MGetX(Vec<Vec<u8>>),
   Set {
-    entries: Vec<(Vec<u8>, String)>,
+    /// Keys and stored bytes.
+    entries: Vec<(Vec<u8>, Vec<u8>)>,
     ttl_ms: u64,
     tags: Vec<String>,
   },
@@ -129,7 +178,8 @@ pub enum Op {
   /// expire.rs: two rounds when the key has tags.
   Expire(Vec<u8>, u64),
   Ttl(Vec<u8>),
-  MGet(Vec<Vec<u8>>),
+  /// Keys, and whether every value is answered on its own (mgetv).
+  MGet(Vec<Vec<u8>>, bool),
   /// The lock steps keep the user's key: lock.rs names their keys.
   Lock {
     key: String,
@@ -189,7 +239,9 @@ impl<'a> Wire<'a> {
   /// The next operation and its kind. The outer error means the batch
   /// itself is malformed (a bug in the JS face); the inner one is a bad
   /// argument of this operation alone, whose arguments are still consumed.
-  pub fn next_op(&mut self, codec: &Codec, default_ttl_ms: u64) -> Result<(Kind, Result<Op>)> {
+  pub fn next_op(&mut self, codec: &Codec, writing: Writing) -> Result<(Kind, Result<Op>)> {
+    let Writing { default_ttl_ms, compress_at } = writing;
+    let store = |bytes: Vec<u8>| maybe_compress(bytes, compress_at);
     let opcode = self.take(1)?[0].as_str();
     Ok(match opcode {
       "get" => (Kind::Get, codec.key(&self.take(1)?[0]).map(Op::Get)),
@@ -203,22 +255,43 @@ impl<'a> Wire<'a> {
         let a = self.take(2)?;
         (Kind::Expire, (|| Ok(Op::Expire(codec.key(&a[0])?, parse_ms(&a[1])?)))())
       }
-      "set" => {
+      "set" | "setv" => {
         let a = self.take(4)?;
         let op = (|| {
-          let entries = vec![(codec.key(&a[0])?, a[1].clone())];
+          let value = if opcode == "setv" { tagged(&a[1])? } else { a[1].clone().into_bytes() };
+          let entries = vec![(codec.key(&a[0])?, store(value))];
           Ok(Op::Set { entries, ttl_ms: ttl_or(&a[2], default_ttl_ms)?, tags: parse_tags(&a[3])? })
         })();
         (Kind::Set, op)
       }
-      "mget" | "mgetx" => {
+      "mget" | "mgetx" | "mgetv" => {
         let keys = self.keys()?;
         let op = if keys.is_empty() {
           Err(CacheError::range_error("mget needs at least one key"))
         } else {
-          keys.iter().map(|k| codec.key(k)).collect::<Result<_>>().map(if opcode == "mget" { Op::MGet } else { Op::MGetX })
+          keys
+            .iter()
+            .map(|k| codec.key(k))
+            .collect::<Result<_>>()
+            .map(|keys| if opcode == "mgetx" { Op::MGetX(keys) } else { Op::MGet(keys, opcode == "mgetv") })
         };
         (Kind::MGet, op)
+      }
+      "msetv" => {
+        let a = self.take(2)?;
+        let keys = self.keys()?;
+        let values = self.keys()?;
+        if keys.len() != values.len() {
+          return Err(malformed());
+        }
+        let op = (|| {
+          if keys.is_empty() {
+            return Err(CacheError::range_error("mset needs at least one entry"));
+          }
+          let entries = keys.iter().zip(values).map(|(k, v)| Ok((codec.key(k)?, store(tagged(&v)?)))).collect::<Result<_>>()?;
+          Ok(Op::Set { entries, ttl_ms: ttl_or(&a[0], default_ttl_ms)?, tags: parse_tags(&a[1])? })
+        })();
+        (Kind::MSet, op)
       }
       "mset" => {
         let a = self.take(2)?;
@@ -232,7 +305,7 @@ impl<'a> Wire<'a> {
           if keys.is_empty() {
             return Err(CacheError::range_error("mset needs at least one entry"));
           }
-          let entries = keys.iter().zip(jsons).map(|(k, json)| Ok((codec.key(k)?, json.to_owned()))).collect::<Result<_>>()?;
+          let entries = keys.iter().zip(jsons).map(|(k, json)| Ok((codec.key(k)?, store(json.as_bytes().to_vec())))).collect::<Result<_>>()?;
           Ok(Op::Set { entries, ttl_ms: ttl_or(&a[0], default_ttl_ms)?, tags: parse_tags(&a[1])? })
         })();
         (Kind::MSet, op)
@@ -249,8 +322,10 @@ impl<'a> Wire<'a> {
         (Kind::Unlock, Ok(Op::Unlock { key: a[0].clone(), token: a[1].clone() }))
       }
       op if op.starts_with("gos_") => {
-        let kind = Kind::ALL.into_iter().find(|k| k.name() == op).ok_or_else(malformed)?;
-        (kind, getorset::parse(op, self, codec)?)
+        // gos_storev (a serializer's value) counts as gos_store.
+        let name = if op == "gos_storev" { "gos_store" } else { op };
+        let kind = Kind::ALL.into_iter().find(|k| k.name() == name).ok_or_else(malformed)?;
+        (kind, getorset::parse(op, self, codec, writing)?)
       }
       _ => return Err(malformed()),
     })
@@ -259,6 +334,19 @@ impl<'a> Wire<'a> {
 
 pub(crate) fn malformed() -> CacheError {
   CacheError::new(Code::InvalidArg, "malformed batch from the JS face")
+}
+
+/// A tagged value's stored bytes: `t` + text, or `b` + base64 bytes.
+pub(crate) fn tagged(s: &str) -> Result<Vec<u8>> {
+  match s.as_bytes().first() {
+    Some(b't') => Ok(s.as_bytes()[1..].to_vec()),
+    Some(b'b') => {
+      let mut out = vec![BINARY];
+      base64::engine::general_purpose::STANDARD.decode_vec(&s[1..], &mut out).map_err(|_| malformed())?;
+      Ok(out)
+    }
+    _ => Err(malformed()),
+  }
 }
 
 fn ttl_or(s: &str, default_ttl_ms: u64) -> Result<u64> {
@@ -336,7 +424,7 @@ impl Op {
       Op::Exists(k) => out.push(key_cmd("EXISTS", k)),
       Op::Expire(k, ms) => expire::commands(codec, k, *ms, out),
       Op::Ttl(k) => out.push(key_cmd("TTL", k)),
-      Op::MGet(keys) => mget(keys, cluster, out),
+      Op::MGet(keys, _) => mget(keys, cluster, out),
       Op::Lock { key, token, ttl_ms } => out.push(lock::acquire(codec, key, token, *ttl_ms)),
       Op::Unlock { key, token } => out.push(lock::release(codec, key, token)),
       Op::Extend { key, token, ttl_ms } => out.push(lock::extend(codec, key, token, *ttl_ms)),
@@ -379,15 +467,19 @@ impl Op {
     let first = values.next().unwrap_or(Value::Nil);
     Ok(match self {
       Op::Get(_) => {
-        let v = string_of(first);
+        let v = stored_of(first);
         add(if v.is_some() { &stats.hits } else { &stats.misses }, 1);
-        v.map_or(Reply::Nil, Reply::Str)
+        match v {
+          None => Reply::Nil,
+          Some(Stored::Text(s)) => Reply::Str(s),
+          Some(Stored::Bytes(b)) => Reply::Bytes(b),
+        }
       }
       Op::GetX(_) => {
-        let v = string_of(first);
+        let v = stored_of(first);
         add(if v.is_some() { &stats.hits } else { &stats.misses }, 1);
         let pttl = int_of(&values.next().unwrap_or(Value::Nil));
-        Reply::List(vec![v, Some(pttl.to_string())])
+        Reply::List(vec![v, Some(Stored::Text(pttl.to_string()))])
       }
       Op::MGetX(keys) => {
         let n = keys.len();
@@ -400,8 +492,8 @@ impl Op {
         let hits = values.iter().filter(|v| !matches!(v, Value::Nil)).count() as u64;
         add(&stats.hits, hits);
         add(&stats.misses, n as u64 - hits);
-        let mut out: Vec<Option<String>> = values.into_iter().map(string_of).collect();
-        out.extend(pttls.iter().map(|v| Some(int_of(v).to_string())));
+        let mut out: Vec<Option<Stored>> = values.into_iter().map(stored_of).collect();
+        out.extend(pttls.iter().map(|v| Some(Stored::Text(int_of(v).to_string()))));
         Reply::List(out)
       }
       Op::Set { entries, .. } => {
@@ -416,7 +508,7 @@ impl Op {
       Op::Exists(_) | Op::Expire(..) | Op::Unlock { .. } | Op::Extend { .. } => Reply::Bool(int_of(&first) > 0),
       Op::Ping => Reply::Bool(true),
       Op::Ttl(_) | Op::Lock { .. } => Reply::Int(int_of(&first)),
-      Op::MGet(keys) => {
+      Op::MGet(keys, one_by_one) => {
         let values: Vec<Value> = match first {
           // One MGET (standalone).
           Value::Array(items) => items,
@@ -427,9 +519,16 @@ impl Op {
         let hits = values.iter().filter(|v| !matches!(v, Value::Nil)).count() as u64;
         add(&stats.hits, hits);
         add(&stats.misses, values.len() as u64 - hits);
-        match json_array(&values) {
+        let values: Vec<Value> = values
+          .into_iter()
+          .map(|v| match v {
+            Value::BulkString(b) => Value::BulkString(unpack(b)),
+            v => v,
+          })
+          .collect();
+        match if one_by_one { None } else { json_array(&values) } {
           Some(text) => Reply::Json(text),
-          None => Reply::List(values.into_iter().map(string_of).collect()),
+          None => Reply::List(values.into_iter().map(stored_of).collect()),
         }
       }
       Op::Gos(_) => unreachable!("answered above"),
@@ -501,10 +600,10 @@ fn json_array(values: &[Value]) -> Option<String> {
   String::from_utf8(out).ok()
 }
 
-pub(crate) fn string_of(v: Value) -> Option<String> {
+pub(crate) fn stored_of(v: Value) -> Option<Stored> {
   match v {
-    Value::BulkString(bytes) => Some(String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())),
-    Value::SimpleString(s) => Some(s),
+    Value::BulkString(bytes) => Some(Stored::of(bytes)),
+    Value::SimpleString(s) => Some(Stored::Text(s)),
     _ => None,
   }
 }
@@ -531,6 +630,8 @@ mod tests {
     assert_eq!(json_array(&[]).as_deref(), Some("[]"));
   }
 
+  const W: Writing = Writing { default_ttl_ms: 5, compress_at: None };
+
   fn wire(args: &[&str]) -> Vec<String> {
     args.iter().map(|s| s.to_string()).collect()
   }
@@ -540,14 +641,14 @@ mod tests {
     let codec = Codec::new("p:");
     let args = wire(&["mget", "1", r#"["a","\u0000b"]"#, "mset", "", "", "2", r#"["k1"]"#, r#"["k2","k3"]"#, "2", "1\u{0}{\"x\":\"y\"}", "3"]);
     let mut w = Wire::new(&args);
-    match w.next_op(&codec, 5).unwrap() {
-      (Kind::MGet, Ok(Op::MGet(keys))) => assert_eq!(keys, vec![b"p:a".to_vec(), b"p:\0b".to_vec()]),
+    match w.next_op(&codec, W).unwrap() {
+      (Kind::MGet, Ok(Op::MGet(keys, false))) => assert_eq!(keys, vec![b"p:a".to_vec(), b"p:\0b".to_vec()]),
       _ => panic!("not an mget"),
     }
-    match w.next_op(&codec, 5).unwrap() {
+    match w.next_op(&codec, W).unwrap() {
       (Kind::MSet, Ok(Op::Set { entries, ttl_ms, tags })) => {
         let expected = [("p:k1", "1"), ("p:k2", r#"{"x":"y"}"#), ("p:k3", "3")];
-        assert_eq!(entries, expected.map(|(k, v)| (k.as_bytes().to_vec(), v.to_string())), "lists in two parts each");
+        assert_eq!(entries, expected.map(|(k, v)| (k.as_bytes().to_vec(), v.as_bytes().to_vec())), "lists in two parts each");
         assert_eq!((ttl_ms, tags.len()), (5, 0));
       }
       _ => panic!("not an mset"),
@@ -555,13 +656,43 @@ mod tests {
     assert!(w.is_done());
     // A key count that does not match the values is a malformed batch.
     let args = wire(&["mset", "", "", "1", r#"["k1","k2"]"#, "1", "1"]);
-    assert!(Wire::new(&args).next_op(&codec, 5).is_err());
+    assert!(Wire::new(&args).next_op(&codec, W).is_err());
     let args = wire(&["mget", "1", "not json"]);
-    assert!(Wire::new(&args).next_op(&codec, 5).is_err());
+    assert!(Wire::new(&args).next_op(&codec, W).is_err());
     let args = wire(&["mget", "1", "[]", "mset", "", "", "1", "[]", "1", ""]);
     let mut w = Wire::new(&args);
-    assert!(w.next_op(&codec, 5).unwrap().1.is_err(), "no keys: a RangeError of this mget alone");
-    assert!(w.next_op(&codec, 5).unwrap().1.is_err(), "no entries: a RangeError of this mset alone");
+    assert!(w.next_op(&codec, W).unwrap().1.is_err(), "no keys: a RangeError of this mget alone");
+    assert!(w.next_op(&codec, W).unwrap().1.is_err(), "no entries: a RangeError of this mset alone");
     assert!(w.is_done());
+  }
+
+  #[test]
+  fn tagged_values_and_what_reads_back() {
+    let codec = Codec::new("p:");
+    let args = wire(&["setv", "k", "bA/8A", "", "", "msetv", "", "", "1", r#"["a","b"]"#, "1", r#"["tx\u0000y","b"]"#]);
+    let mut w = Wire::new(&args);
+    match w.next_op(&codec, W).unwrap() {
+      (Kind::Set, Ok(Op::Set { entries, .. })) => assert_eq!(entries, vec![(b"p:k".to_vec(), vec![BINARY, 3, 255, 0])]),
+      _ => panic!("not a set"),
+    }
+    match w.next_op(&codec, W).unwrap() {
+      (Kind::MSet, Ok(Op::Set { entries, .. })) => assert_eq!(entries, vec![(b"p:a".to_vec(), b"x\0y".to_vec()), (b"p:b".to_vec(), vec![BINARY])]),
+      _ => panic!("not an mset"),
+    }
+    assert!(Wire::new(&wire(&["setv", "k", "x", "", ""])).next_op(&codec, W).unwrap().1.is_err(), "untagged");
+    assert_eq!(Stored::of(vec![BINARY, 1, 2]), Stored::Bytes(vec![1, 2]));
+    assert_eq!(Stored::of(b"\"s\"".to_vec()), Stored::Text("\"s\"".into()));
+    // Compressed values are recognised on read whatever this instance writes.
+    let big = format!("\"{}\"", "ab".repeat(200));
+    let args = wire(&["set", "k", &big, "", ""]);
+    let writing = Writing { default_ttl_ms: 5, compress_at: Some(100) };
+    match Wire::new(&args).next_op(&codec, writing).unwrap() {
+      (_, Ok(Op::Set { mut entries, .. })) => {
+        let (_, stored) = entries.pop().unwrap();
+        assert!(stored.len() < big.len() / 4);
+        assert_eq!(Stored::of(stored), Stored::Text(big));
+      }
+      _ => panic!("not a set"),
+    }
   }
 }

@@ -41,6 +41,8 @@ pub const OPTIONS: &[&str] = &[
   "store",
   "memory",
   "localCache",
+  "serializer",
+  "compression",
 ];
 const TLS_OPTIONS: &[&str] = &["ca", "cert", "key", "rejectUnauthorized", "servername"];
 const NODE_OPTIONS: &[&str] = &["host", "port"];
@@ -65,6 +67,7 @@ const FOREIGN: &[(&str, &str)] = &[
   ("ttl", "use defaultTTL (seconds)"),
   ("timeout", "use commandTimeout (ms)"),
 ];
+use crate::ops::Writing;
 
 /// Where the cache connects.
 // Made once per instance: boxing would buy nothing.
@@ -98,6 +101,9 @@ pub struct Options {
   pub tls_config: crate::transport::ConfigCache,
   /// TCP keepalive idle time; None: off (`keepAlive: false`).
   pub keep_alive: Option<Duration>,
+  /// `compression.threshold`: values of at least this many bytes are stored
+  /// compressed; None: compression off.
+  pub compress_at: Option<usize>,
 }
 
 /// The `tls` option: whether to use TLS, and how.
@@ -114,6 +120,10 @@ impl Options {
 
   pub fn is_sentinel(&self) -> bool {
     matches!(self.target, Target::Sentinel(_))
+  }
+
+  pub fn writing(&self) -> Writing {
+    Writing { default_ttl_ms: self.default_ttl_ms, compress_at: self.compress_at }
   }
 
   /// Parses the constructor options; `env` reads an environment variable
@@ -231,6 +241,7 @@ impl Options {
       // TCP counts keepalive time in whole seconds.
       Some(_) => opt_millis(&o, "keepAlive")?.map(|ms| Duration::from_secs(ms.div_ceil(1000))),
     };
+    let compress_at = parse_compression(&o)?;
 
     Ok(Options {
       target,
@@ -243,6 +254,7 @@ impl Options {
       tls: tls.and_then(|t| t.certs),
       connection_name,
       keep_alive,
+      compress_at,
     })
   }
 }
@@ -429,6 +441,23 @@ fn addr(host: String, port: u16, tls: Option<&Tls>) -> ConnectionAddr {
   match tls {
     None => ConnectionAddr::Tcp(host, port),
     Some(t) => ConnectionAddr::TcpTls { host, port, insecure: !t.reject_unauthorized, tls_params: None },
+  }
+}
+
+/// Bytes from which values are compressed when `compression` is `true`.
+const COMPRESS_AT: usize = 1024;
+
+/// `compression: true | false | { threshold }` (bytes).
+fn parse_compression(o: &Map<String, Value>) -> Result<Option<usize>> {
+  match present(o, "compression") {
+    None | Some(Value::Bool(false)) => Ok(None),
+    Some(Value::Bool(true)) => Ok(Some(COMPRESS_AT)),
+    Some(Value::Object(c)) => match known(c, &["threshold"], "options.compression").and(Ok(present(c, "threshold")))? {
+      None => Ok(Some(COMPRESS_AT)),
+      Some(Value::Number(n)) if n.as_u64().is_some_and(|n| n <= u64::from(u32::MAX)) => Ok(n.as_u64().map(|n| n as usize)),
+      Some(v) => Err(CacheError::range_error(format!("options.compression.threshold must be a whole number of bytes, 0 or more; got {v}"))),
+    },
+    Some(_) => Err(CacheError::type_error("options.compression must be a boolean or an object { threshold }")),
   }
 }
 

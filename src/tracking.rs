@@ -37,7 +37,7 @@ use crate::connection::Node;
 use crate::deliver::Deliver;
 use crate::engine::Engine;
 use crate::error::{CacheError, Result};
-use crate::ops::Reply;
+use crate::ops::{Reply, Stored};
 use crate::options::Target;
 
 /// The batch id of tracking events (batch.js never gives it to a batch).
@@ -98,7 +98,11 @@ impl Outbox {
   fn push(&self, kind: &str, at: i64, keys: Option<Vec<Option<String>>>) {
     let mut queue = self.queue.lock().unwrap();
     let first = queue.is_empty();
-    queue.extend([Reply::Str(kind.to_string()), Reply::Int(at), keys.map_or(Reply::Nil, Reply::List)]);
+    queue.extend([
+      Reply::Str(kind.to_string()),
+      Reply::Int(at),
+      keys.map_or(Reply::Nil, |keys| Reply::List(keys.into_iter().map(|k| k.map(Stored::Text)).collect())),
+    ]);
     drop(queue);
     if first {
       self.ready.notify_one();

@@ -419,6 +419,34 @@ export async function everything(): Promise<void> {
   const isError: Error = made;
   void isError;
 
+  // ---- scan, serializers, compression ------------------------------------
+  for await (const key of cache.scan('user:*', { count: 100 })) exact<typeof key, string>(true);
+  const scanned = cache.scan();
+  exact<typeof scanned, AsyncIterableIterator<string>>(true);
+  // @ts-expect-error the pattern is a string
+  cache.scan(5);
+  new CacheModule({ serializer: 'v8', compression: { threshold: 512 } });
+  new CacheModule({ serializer: { encode: (v) => JSON.stringify(v), decode: (s) => s }, compression: true });
+  // @ts-expect-error no such serializer
+  new CacheModule({ serializer: 'yaml' });
+  // @ts-expect-error encode must give a string or bytes
+  new CacheModule({ serializer: { encode: (v: unknown) => [v], decode: (s: unknown) => s } });
+  interface Event {
+    at: Date;
+    seen: Map<string, number>;
+    score: number;
+    note?: string;
+    run: () => void;
+  }
+  const ev = await cache.get<CacheModule.Jsonified<Event>>('event');
+  if (ev) {
+    exact<typeof ev.at, string>(true);
+    exact<typeof ev.seen, Record<string, never>>(true);
+    exact<typeof ev.score, number | null>(true);
+    // @ts-expect-error functions do not survive JSON
+    ev.run();
+  }
+
   // ---- disconnect ---------------------------------------------------------
   const closed = await cache.disconnect();
   exact<typeof closed, void>(true);

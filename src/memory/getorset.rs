@@ -40,13 +40,13 @@ pub fn run(store: &Store, codec: &Codec, gos: &Gos) -> Vec<Outcome> {
       store.shard(&index).tag_add(&index, *lease_ms, false, std::iter::once(lease.as_slice()));
       vec![Ok(Value::Array(reply)), int(1)]
     }
-    Gos::Store { key, token, json, px_ms, tags } => {
+    Gos::Store { key, token, value, px_ms, tags } => {
       let lease = codec.lease_key(key);
       let stored = match take_lease(store, &lease, token) {
         None => false,
         Some(was) => {
           let stored = store.shard(key).unchanged(key, &was) && {
-            store.shard(key).set(key, json, *px_ms);
+            store.shard(key).set(key, &String::from_utf8_lossy(value), *px_ms);
             true
           };
           publish(store, key);

@@ -159,11 +159,13 @@ pub fn run(store: &Store, codec: &Codec, op: &Op) -> Vec<Outcome> {
       ms => (ms + 500) / 1000,
     }))],
     Op::Expire(k, ms) => expire(store, codec, k, *ms),
-    Op::MGet(keys) => vec![Ok(Value::Array(keys.iter().map(|k| store.shard(k).get(k).map_or(Value::Nil, Value::BulkString)).collect()))],
+    Op::MGet(keys, _) => vec![Ok(Value::Array(keys.iter().map(|k| store.shard(k).get(k).map_or(Value::Nil, Value::BulkString)).collect()))],
     Op::Set { entries, ttl_ms, tags } => {
       let mut out = Vec::with_capacity(entries.len() + tags.len());
+      // Text only: the JS face refuses binary serializers and compression
+      // with the memory store.
       for (k, json) in entries {
-        store.shard(k).set(k, json, *ttl_ms);
+        store.shard(k).set(k, &String::from_utf8_lossy(json), *ttl_ms);
         out.push(Ok(Value::Okay));
       }
       add_to_tags(store, codec, tags, entries.iter().map(|(k, _)| k.as_slice()), *ttl_ms);

@@ -1,0 +1,4 @@
+import keyv from './lib/keyv.js';
+
+export const { KeyvFluxor } = keyv;
+export default KeyvFluxor;
